@@ -1,0 +1,253 @@
+// Parses and validates everything a user can set, at start-up: the cluster
+// config file (JSON) plus environment overrides. Returns a typed, frozen
+// config or throws ConfigError naming the field and the allowed values.
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+export type Durability = 'full' | 'normal';
+
+export interface GroupConfig {
+  /** client TCP port shared by this group's processors (SO_REUSEPORT) */
+  port: number;
+  /** SQLite file, absolute after parsing */
+  dbFile: string;
+  processors: number;
+}
+
+export interface DaemonConfig {
+  id: string;
+  /** address the client and peer ports listen on */
+  host: string;
+  peerPort: number;
+  /** local admin interface (loopback only): status, resize, fault injection */
+  adminPort: number;
+  groups: GroupConfig[];
+}
+
+export interface Limits {
+  maxConnectionsPerProcessor: number;
+  maxInFlightPerConnection: number;
+  idleTimeoutMs: number;
+  /** a connection whose unread replies exceed this stops being read until the client catches up */
+  maxPendingReplyBytesPerConnection: number;
+  /** SQLite file size cap (0 = none); a write past it fails with STORE_FAILED */
+  maxStoreBytes: number;
+}
+
+export interface Supervision {
+  heartbeatIntervalMs: number;
+  /** a processor whose heartbeat is older than heartbeatIntervalMs * heartbeatMissLimit is hung */
+  heartbeatMissLimit: number;
+  restartBackoffInitialMs: number;
+  restartBackoffMaxMs: number;
+  /** more than maxRestarts restarts within restartWindowMs (per group) and the supervisor gives up */
+  maxRestarts: number;
+  restartWindowMs: number;
+  /** time a stopping processor gets to finish in-flight requests */
+  drainTimeoutMs: number;
+  /** time a new processor gets to open its store and listen */
+  startTimeoutMs: number;
+}
+
+export interface Config {
+  /** where the config was read from, for messages */
+  source: string;
+  daemons: DaemonConfig[];
+  limits: Limits;
+  supervision: Supervision;
+  durability: Durability;
+  /** SHUT_DOWN from loopback stops the daemon; when false it gets ERROR NOT_ALLOWED */
+  allowShutdown: boolean;
+  /** enables the admin 'fault' op (crash/hang a processor); for tests only */
+  faultInjection: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const defaultLimits: Limits = {
+  maxConnectionsPerProcessor: 4096,
+  maxInFlightPerConnection: 1024,
+  idleTimeoutMs: 60_000,
+  maxPendingReplyBytesPerConnection: 4 * 1024 * 1024,
+  maxStoreBytes: 0,
+};
+
+export const defaultSupervision: Supervision = {
+  heartbeatIntervalMs: 200,
+  heartbeatMissLimit: 10,
+  restartBackoffInitialMs: 100,
+  restartBackoffMaxMs: 5_000,
+  maxRestarts: 10,
+  restartWindowMs: 30_000,
+  drainTimeoutMs: 1_000,
+  startTimeoutMs: 10_000,
+};
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function int(obj: Json, key: string, path: string, min: number, max: number, fallback?: number): number {
+  const v = obj[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${path}.${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function str(obj: Json, key: string, path: string, fallback?: string): string {
+  const v = obj[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'string' || v.length === 0) {
+    throw new ConfigError(`${path}.${key} must be a non-empty string, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function bool(obj: Json, key: string, path: string, fallback: boolean): boolean {
+  const v = obj[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(`${path}.${key} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function checkKeys(obj: Json, path: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new ConfigError(`${path}.${k} is not a known setting (known: ${allowed.join(', ')})`);
+  }
+}
+
+function section(raw: Json, key: string): Json {
+  const v = raw[key] ?? {};
+  if (!isObject(v)) throw new ConfigError(`config.${key} must be an object`);
+  return v;
+}
+
+/** Validates a parsed config object; relative dbFile paths resolve against baseDir. */
+export function parseConfig(raw: unknown, baseDir: string, source = 'config'): Config {
+  if (!isObject(raw)) throw new ConfigError('config must be a JSON object');
+  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection']);
+  if (!Array.isArray(raw.daemons) || raw.daemons.length === 0) {
+    throw new ConfigError('config.daemons must be a non-empty array of {id, host, peerPort, adminPort, groups}');
+  }
+  const usedPorts = new Map<string, string>();
+  const claim = (host: string, port: number, what: string) => {
+    const k = `${host}:${port}`;
+    const prior = usedPorts.get(k);
+    if (prior) throw new ConfigError(`${what} uses port ${port}, already used by ${prior}`);
+    usedPorts.set(k, what);
+  };
+  const ids = new Set<string>();
+  const dbFiles = new Set<string>();
+  const daemons = raw.daemons.map((d, i): DaemonConfig => {
+    const path = `config.daemons[${i}]`;
+    if (!isObject(d)) throw new ConfigError(`${path} must be an object`);
+    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'groups']);
+    const id = str(d, 'id', path);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new ConfigError(`${path}.id must be 1-64 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`);
+    if (ids.has(id)) throw new ConfigError(`${path}.id ${JSON.stringify(id)} is used twice`);
+    ids.add(id);
+    const host = str(d, 'host', path, '127.0.0.1');
+    const peerPort = int(d, 'peerPort', path, 1, 65535);
+    const adminPort = int(d, 'adminPort', path, 1, 65535);
+    claim(host, peerPort, `${path}.peerPort`);
+    claim('127.0.0.1', adminPort, `${path}.adminPort`);
+    if (!Array.isArray(d.groups) || d.groups.length === 0) {
+      throw new ConfigError(`${path}.groups must be a non-empty array of {port, dbFile, processors}`);
+    }
+    const groups = d.groups.map((g, j): GroupConfig => {
+      const gpath = `${path}.groups[${j}]`;
+      if (!isObject(g)) throw new ConfigError(`${gpath} must be an object`);
+      checkKeys(g, gpath, ['port', 'dbFile', 'processors']);
+      const port = int(g, 'port', gpath, 1, 65535);
+      claim(host, port, `${gpath}.port`);
+      const dbFile = resolve(baseDir, str(g, 'dbFile', gpath));
+      if (dbFiles.has(dbFile)) throw new ConfigError(`${gpath}.dbFile ${dbFile} is used by another group`);
+      dbFiles.add(dbFile);
+      return { port, dbFile, processors: int(g, 'processors', gpath, 1, 64) };
+    });
+    return { id, host, peerPort, adminPort, groups };
+  });
+
+  const l = section(raw, 'limits');
+  checkKeys(l, 'config.limits', Object.keys(defaultLimits));
+  const limits: Limits = {
+    maxConnectionsPerProcessor: int(l, 'maxConnectionsPerProcessor', 'config.limits', 1, 1_000_000, defaultLimits.maxConnectionsPerProcessor),
+    maxInFlightPerConnection: int(l, 'maxInFlightPerConnection', 'config.limits', 1, 65_536, defaultLimits.maxInFlightPerConnection),
+    idleTimeoutMs: int(l, 'idleTimeoutMs', 'config.limits', 100, 86_400_000, defaultLimits.idleTimeoutMs),
+    maxPendingReplyBytesPerConnection: int(l, 'maxPendingReplyBytesPerConnection', 'config.limits', 4096, 1 << 30, defaultLimits.maxPendingReplyBytesPerConnection),
+    maxStoreBytes: int(l, 'maxStoreBytes', 'config.limits', 0, Number.MAX_SAFE_INTEGER, defaultLimits.maxStoreBytes),
+  };
+
+  const s = section(raw, 'supervision');
+  checkKeys(s, 'config.supervision', Object.keys(defaultSupervision));
+  const sp = 'config.supervision';
+  const ds = defaultSupervision;
+  const supervision: Supervision = {
+    heartbeatIntervalMs: int(s, 'heartbeatIntervalMs', sp, 10, 60_000, ds.heartbeatIntervalMs),
+    heartbeatMissLimit: int(s, 'heartbeatMissLimit', sp, 2, 1000, ds.heartbeatMissLimit),
+    restartBackoffInitialMs: int(s, 'restartBackoffInitialMs', sp, 0, 60_000, ds.restartBackoffInitialMs),
+    restartBackoffMaxMs: int(s, 'restartBackoffMaxMs', sp, 0, 600_000, ds.restartBackoffMaxMs),
+    maxRestarts: int(s, 'maxRestarts', sp, 0, 10_000, ds.maxRestarts),
+    restartWindowMs: int(s, 'restartWindowMs', sp, 100, 86_400_000, ds.restartWindowMs),
+    drainTimeoutMs: int(s, 'drainTimeoutMs', sp, 0, 600_000, ds.drainTimeoutMs),
+    startTimeoutMs: int(s, 'startTimeoutMs', sp, 100, 600_000, ds.startTimeoutMs),
+  };
+
+  const durability = raw.durability ?? 'full';
+  if (durability !== 'full' && durability !== 'normal') {
+    throw new ConfigError(`config.durability must be "full" or "normal", got ${JSON.stringify(durability)}`);
+  }
+  return deepFreeze({
+    source,
+    daemons,
+    limits,
+    supervision,
+    durability,
+    allowShutdown: bool(raw, 'allowShutdown', 'config', true),
+    faultInjection: bool(raw, 'faultInjection', 'config', false),
+  });
+}
+
+/** Reads the config file (KV_CONFIG or ./kv.config.json) and applies env overrides. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const file = resolve(env.KV_CONFIG ?? 'kv.config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message} (set KV_CONFIG to its path)`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (isObject(raw) && env.KV_DURABILITY !== undefined) raw.durability = env.KV_DURABILITY;
+  return parseConfig(raw, dirname(file), file);
+}
+
+export function daemonById(config: Config, id: string | undefined): DaemonConfig {
+  if (!id) throw new ConfigError(`KV_DAEMON_ID must name one of: ${config.daemons.map((d) => d.id).join(', ')}`);
+  const d = config.daemons.find((x) => x.id === id);
+  if (!d) throw new ConfigError(`KV_DAEMON_ID ${JSON.stringify(id)} is not in ${config.source} (known: ${config.daemons.map((x) => x.id).join(', ')})`);
+  return d;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,214 @@
+// One SQLite file of key/value rows (better-sqlite3): schema, prepared
+// statements and the write transaction used for group commit. Synchronous by
+// design; the processor batches requests and runs one transaction per batch.
+
+import Database from 'better-sqlite3';
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Durability } from '../config/config.ts';
+
+export interface Versioned {
+  value: Buffer;
+  /** microseconds since the epoch (the daemon's hybrid logical clock) */
+  timestamp: bigint;
+}
+
+export interface StoreOptions {
+  durability: Durability;
+  /** 0 = no cap; otherwise writes that would grow the file past it fail */
+  maxStoreBytes?: number;
+  /** how long a writer waits for another connection's write lock */
+  busyTimeoutMs?: number;
+  /** the daemon id written as `origin` of local writes */
+  origin?: number;
+}
+
+/** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
+export class StoreError extends Error {
+  readonly file: string;
+  readonly sqliteCode: string | undefined;
+  constructor(file: string, what: string, cause?: unknown) {
+    const code = (cause as { code?: string } | undefined)?.code;
+    super(`${what} (${file})${cause ? `: ${(cause as Error).message}` : ''}`, { cause });
+    this.name = 'StoreError';
+    this.file = file;
+    this.sqliteCode = code;
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS data_store (
+  key TEXT PRIMARY KEY,
+  value BLOB,
+  timestamp INTEGER NOT NULL,
+  origin INTEGER NOT NULL DEFAULT 0,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS data_store_seq ON data_store(seq);
+CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE deleted = 0;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('seq', 0);
+`;
+
+interface Row {
+  value: Buffer | null;
+  timestamp: bigint;
+  deleted: bigint;
+}
+
+export class Store {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly origin: bigint;
+  private readonly selectRow: Database.Statement<[string], Row>;
+  private readonly upsert: Database.Statement<[string, Buffer | null, bigint, bigint, number, bigint]>;
+  private readonly selectTs: Database.Statement<[string], { timestamp: bigint }>;
+  private readonly selectLastTs: Database.Statement<[], { ts: bigint | null }>;
+  private readonly selectFirstTs: Database.Statement<[], { ts: bigint | null }>;
+  private readonly selectSeq: Database.Statement<[], { value: bigint }>;
+  private readonly updateSeq: Database.Statement<[bigint]>;
+  private readonly begin: Database.Statement;
+  private readonly commit: Database.Statement;
+  private readonly rollback: Database.Statement;
+  /** next change sequence number, valid only inside a write transaction */
+  private seq = 0n;
+
+  private constructor(file: string, db: Database.Database, origin: number) {
+    this.file = file;
+    this.db = db;
+    this.origin = BigInt(origin);
+    this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted FROM data_store WHERE key = ?');
+    this.upsert = db.prepare(
+      `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+         origin = excluded.origin, deleted = excluded.deleted, seq = excluded.seq`,
+    );
+    this.selectTs = db.prepare<[string], { timestamp: bigint }>('SELECT timestamp FROM data_store WHERE key = ? AND deleted = 0');
+    this.selectLastTs = db.prepare<[], { ts: bigint | null }>('SELECT max(timestamp) AS ts FROM data_store WHERE deleted = 0');
+    this.selectFirstTs = db.prepare<[], { ts: bigint | null }>('SELECT min(timestamp) AS ts FROM data_store WHERE deleted = 0');
+    this.selectSeq = db.prepare<[], { value: bigint }>("SELECT value FROM meta WHERE name = 'seq'");
+    this.updateSeq = db.prepare("UPDATE meta SET value = ? WHERE name = 'seq'");
+    this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.commit = db.prepare('COMMIT');
+    this.rollback = db.prepare('ROLLBACK');
+    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq]) s.safeIntegers(true);
+  }
+
+  /** Opens (creating if needed) the store; throws StoreError naming the file on any problem. */
+  static open(file: string, options: StoreOptions): Store {
+    const dir = dirname(file);
+    if (!existsSync(dir)) throw new StoreError(file, `directory ${dir} does not exist`);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file, { timeout: options.busyTimeoutMs ?? 5_000 });
+      db.pragma('journal_mode = WAL');
+      // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
+      // NORMAL: fsync only at checkpoints; survives a process crash, may lose the last commits on power loss.
+      db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      if (options.maxStoreBytes) {
+        const pageSize = Number(db.pragma('page_size', { simple: true }));
+        db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxStoreBytes / pageSize))}`);
+      }
+      db.exec(SCHEMA);
+      db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
+      return new Store(file, db, options.origin ?? 0);
+    } catch (e) {
+      db?.close();
+      if (e instanceof StoreError) throw e;
+      const code = (e as { code?: string }).code;
+      const what =
+        code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT'
+          ? 'file is not a valid SQLite database (corrupt?)'
+          : code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN'
+            ? 'cannot open the file for writing'
+            : code === 'SQLITE_FULL'
+              ? 'disk is full'
+              : 'cannot open the store';
+      throw new StoreError(file, what, e);
+    }
+  }
+
+  get(key: string): Versioned | undefined {
+    const row = this.selectRow.get(key);
+    if (!row || row.deleted !== 0n) return undefined;
+    return { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
+  }
+
+  getTimestamp(key: string): bigint | undefined {
+    return this.selectTs.get(key)?.timestamp;
+  }
+
+  lastTimestamp(): bigint | undefined {
+    return this.selectLastTs.get()?.ts ?? undefined;
+  }
+
+  firstTimestamp(): bigint | undefined {
+    return this.selectFirstTs.get()?.ts ?? undefined;
+  }
+
+  /** Highest timestamp of any row, tombstones included: the clock must start above it. */
+  maxTimestamp(): bigint {
+    const row = this.db.prepare('SELECT max(timestamp) AS ts FROM data_store').safeIntegers(true).get() as { ts: bigint | null };
+    return row.ts ?? 0n;
+  }
+
+  /**
+   * Runs `body` in one BEGIN IMMEDIATE transaction and commits (with fsync in
+   * durability "full"). If anything throws, everything is rolled back and the
+   * error is rethrown as a StoreError: nothing of the batch is applied.
+   */
+  writeBatch<T>(body: () => T): T {
+    try {
+      this.begin.run();
+    } catch (e) {
+      throw new StoreError(this.file, 'cannot start a write transaction', e);
+    }
+    try {
+      this.seq = this.selectSeq.get()!.value;
+      const result = body();
+      this.updateSeq.run(this.seq);
+      this.commit.run();
+      return result;
+    } catch (e) {
+      if (this.db.inTransaction) this.rollback.run();
+      throw e instanceof StoreError ? e : new StoreError(this.file, 'write failed and was rolled back', e);
+    }
+  }
+
+  /** Inside writeBatch: stores `value` under a timestamp from `stamp(old)`, returns the old value. */
+  put(key: string, value: Buffer, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
+    return this.write(key, value, stamp);
+  }
+
+  /** Inside writeBatch: replaces the key by a tombstone, returns the old value. */
+  del(key: string, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
+    return this.write(key, null, stamp);
+  }
+
+  private write(key: string, value: Buffer | null, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
+    const row = this.selectRow.get(key);
+    const old = row && row.deleted === 0n ? { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp } : undefined;
+    if (value === null && !row) return undefined; // deleting a key never seen: nothing to record
+    this.seq += 1n;
+    this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq);
+    return old;
+  }
+
+  /** Size of the database file and its WAL, in bytes. */
+  sizeBytes(): number {
+    let n = 0;
+    for (const f of [this.file, `${this.file}-wal`]) {
+      try {
+        n += statSync(f).size;
+      } catch {
+        // a missing WAL is fine
+      }
+    }
+    return n;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,84 @@
+// The daemon's local admin interface: newline-delimited JSON over TCP bound
+// to 127.0.0.1 only. One request object per line, one reply object per line.
+// Ops: status, resize, restart (rolling), and fault (only when the config
+// enables fault injection).
+
+import { createServer, type Server } from 'node:net';
+import type { Logger } from './log.ts';
+
+export type AdminRequest =
+  | { op: 'status' }
+  | { op: 'resize'; port: number; processors: number }
+  | { op: 'restart'; port: number }
+  | { op: 'fault'; port: number; slot: number; fault: 'crash' | 'hang' };
+
+export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
+
+export type AdminHandler = (req: AdminRequest) => Promise<AdminReply>;
+
+const MAX_LINE_BYTES = 64 * 1024;
+
+/** Validates one parsed admin request; returns an error string for anything else. */
+export function parseAdminRequest(raw: unknown): AdminRequest | string {
+  if (typeof raw !== 'object' || raw === null) return 'request must be a JSON object with "op"';
+  const r = raw as Record<string, unknown>;
+  const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v);
+  switch (r.op) {
+    case 'status':
+      return { op: 'status' };
+    case 'resize':
+      if (!isInt(r.port) || !isInt(r.processors)) return 'resize needs integer "port" and "processors"';
+      return { op: 'resize', port: r.port as number, processors: r.processors as number };
+    case 'restart':
+      if (!isInt(r.port)) return 'restart needs integer "port"';
+      return { op: 'restart', port: r.port as number };
+    case 'fault':
+      if (!isInt(r.port) || !isInt(r.slot) || (r.fault !== 'crash' && r.fault !== 'hang')) {
+        return 'fault needs integer "port", "slot" and "fault": "crash" | "hang"';
+      }
+      return { op: 'fault', port: r.port as number, slot: r.slot as number, fault: r.fault };
+    default:
+      return `unknown op ${JSON.stringify(r.op)} (known: status, resize, restart, fault)`;
+  }
+}
+
+export function startAdminServer(port: number, handle: AdminHandler, log: Logger): Promise<Server> {
+  const server = createServer((socket) => {
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => {});
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      if (buffered.length > MAX_LINE_BYTES) {
+        socket.end(JSON.stringify({ ok: false, error: `request line over ${MAX_LINE_BYTES} bytes` }) + '\n');
+        return;
+      }
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line) void answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply) + '\n'));
+      }
+    });
+  });
+  async function answer(line: string): Promise<AdminReply> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return { ok: false, error: 'request is not valid JSON' };
+    }
+    const req = parseAdminRequest(raw);
+    if (typeof req === 'string') return { ok: false, error: req };
+    try {
+      return await handle(req);
+    } catch (e) {
+      log('warn', 'admin request failed', { op: req.op, error: (e as Error).message });
+      return { ok: false, error: (e as Error).message };
+    }
+  }
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`admin interface cannot listen on 127.0.0.1:${port}: ${e.message}`)));
+    server.listen({ host: '127.0.0.1', port }, () => resolve(server));
+  });
+}

@@ -1,0 +1,293 @@
+// One processor group: N worker threads serving one (port, SQLite file) pair.
+// Starts them, watches their exits and heartbeats, replaces failed ones with
+// exponential backoff, resizes at runtime (start new before stopping old) and
+// drains them on stop. Gives up (onGiveUp) past the restart intensity.
+
+import { Worker } from 'node:worker_threads';
+import type { Config, DaemonConfig, GroupConfig } from '../config/config.ts';
+import { STAT_SLOTS, StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from '../worker/contract.ts';
+import { RestartPolicy } from './backoff.ts';
+import type { Logger } from './log.ts';
+
+const PROCESSOR_ENTRY = new URL('../worker/processor.ts', import.meta.url);
+
+type ProcessorState = 'starting' | 'running' | 'draining' | 'exited';
+
+interface Processor {
+  slot: number;
+  worker: Worker;
+  stats: Float64Array;
+  state: ProcessorState;
+  startedAtMs: number;
+  /** set when the supervisor stops it on purpose: its exit is not a failure */
+  retiring: boolean;
+  hung: boolean;
+  ready: Promise<void>;
+}
+
+export interface ProcessorStatus {
+  slot: number;
+  threadId: number;
+  state: ProcessorState;
+  heartbeatAgeMs: number;
+  requests: number;
+  errors: number;
+  connections: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface GroupStatus {
+  port: number;
+  dbFile: string;
+  processorsTarget: number;
+  restarts: number;
+  restartsInWindow: number;
+  processors: ProcessorStatus[];
+}
+
+export interface GroupEvents {
+  onGiveUp(reason: string): void;
+  onShutdownRequested(from: string): void;
+}
+
+export class ProcessorGroup {
+  readonly group: GroupConfig;
+  private readonly daemon: DaemonConfig;
+  private readonly daemonIndex: number;
+  private readonly config: Config;
+  private readonly clock: SharedArrayBuffer;
+  private readonly log: Logger;
+  private readonly events: GroupEvents;
+  private readonly policy: RestartPolicy;
+  private readonly processors = new Map<number, Processor>();
+  private readonly pendingRestarts = new Map<number, NodeJS.Timeout>();
+  private target: number;
+  private restarts = 0;
+  private stopping = false;
+  /** counters of processors that have exited, so totals never go down */
+  private retired = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(config: Config, daemon: DaemonConfig, group: GroupConfig, clock: SharedArrayBuffer, log: Logger, events: GroupEvents) {
+    this.config = config;
+    this.daemon = daemon;
+    this.daemonIndex = config.daemons.indexOf(daemon);
+    this.group = group;
+    this.clock = clock;
+    this.log = log;
+    this.events = events;
+    this.target = group.processors;
+    this.policy = new RestartPolicy(config.supervision);
+  }
+
+  /** Starts the configured processors; resolves when all listen, rejects if one fails to start. */
+  async start(): Promise<void> {
+    const started = [];
+    for (let slot = 0; slot < this.target; slot++) started.push(this.spawn(slot).ready);
+    await Promise.all(started);
+    this.log('info', 'processor group ready', { port: this.group.port, dbFile: this.group.dbFile, processors: this.target });
+  }
+
+  private spawn(slot: number): Processor {
+    const stats = new Float64Array(new SharedArrayBuffer(STAT_SLOTS * 8));
+    stats[StatSlot.heartbeatMs] = Date.now();
+    const data: ProcessorData = {
+      daemonId: this.daemon.id,
+      daemonIndex: this.daemonIndex,
+      host: this.daemon.host,
+      port: this.group.port,
+      dbFile: this.group.dbFile,
+      slot,
+      limits: this.config.limits,
+      durability: this.config.durability,
+      allowShutdown: this.config.allowShutdown,
+      heartbeatIntervalMs: this.config.supervision.heartbeatIntervalMs,
+      stats: stats.buffer as SharedArrayBuffer,
+      clock: this.clock,
+    };
+    const worker = new Worker(PROCESSOR_ENTRY, { workerData: data, name: `kv ${this.daemon.id}:${this.group.port}#${slot}` });
+    let resolveReady!: () => void;
+    let rejectReady!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => {
+      resolveReady = res;
+      rejectReady = rej;
+    });
+    ready.catch(() => {}); // observed through exit handling too
+    const p: Processor = { slot, worker, stats, state: 'starting', startedAtMs: Date.now(), retiring: false, hung: false, ready };
+    const startTimer = setTimeout(() => {
+      if (p.state !== 'starting') return;
+      this.log('error', 'processor did not start in time; terminating it', { port: this.group.port, slot, startTimeoutMs: this.config.supervision.startTimeoutMs });
+      p.hung = true;
+      void worker.terminate();
+    }, this.config.supervision.startTimeoutMs);
+    let lastError: string | undefined;
+    worker.on('message', (m: FromProcessor) => {
+      if (m.type === 'ready') {
+        clearTimeout(startTimer);
+        if (p.state === 'starting') p.state = 'running';
+        resolveReady();
+      } else if (m.type === 'shutdown-requested') this.events.onShutdownRequested(m.from);
+      else if (m.type === 'log') this.log(m.level, m.msg, { port: this.group.port, slot, ...m.fields });
+    });
+    worker.on('error', (e) => {
+      lastError = e.message;
+      this.log('error', 'processor threw', { port: this.group.port, slot, error: e.message, stack: e.stack });
+    });
+    worker.on('exit', (code) => {
+      clearTimeout(startTimer);
+      const wasStarting = p.state === 'starting';
+      p.state = 'exited';
+      this.retired.requests += stats[StatSlot.requests];
+      this.retired.errors += stats[StatSlot.errors];
+      this.retired.bytesIn += stats[StatSlot.bytesIn];
+      this.retired.bytesOut += stats[StatSlot.bytesOut];
+      if (this.processors.get(slot) === p) this.processors.delete(slot);
+      const why = p.hung ? 'hung (heartbeat stopped)' : lastError ? `threw: ${lastError}` : `exited with code ${code}`;
+      if (wasStarting) rejectReady(new Error(`processor ${this.group.port}#${slot} failed to start: ${why}`));
+      if (p.retiring || this.stopping) return;
+      this.onFailure(slot, why);
+    });
+    this.processors.set(slot, p);
+    return p;
+  }
+
+  private onFailure(slot: number, why: string): void {
+    this.restarts++;
+    const delayMs = this.policy.onFailure(Date.now());
+    if (delayMs === null) {
+      const { maxRestarts, restartWindowMs } = this.config.supervision;
+      this.events.onGiveUp(
+        `group port ${this.group.port}: more than ${maxRestarts} processor restarts within ${restartWindowMs} ms (last: slot ${slot} ${why})`,
+      );
+      return;
+    }
+    this.log('warn', 'processor failed; restarting', { port: this.group.port, slot, why, restartInMs: delayMs });
+    const timer = setTimeout(() => {
+      this.pendingRestarts.delete(slot);
+      if (this.stopping || slot >= this.target || this.processors.has(slot)) return;
+      this.spawn(slot).ready.catch((e: Error) => this.log('error', e.message, { port: this.group.port, slot }));
+    }, delayMs);
+    this.pendingRestarts.set(slot, timer);
+  }
+
+  /** Called periodically: a running processor whose heartbeat is too old is terminated (and then replaced). */
+  checkHeartbeats(nowMs: number): void {
+    const { heartbeatIntervalMs, heartbeatMissLimit } = this.config.supervision;
+    const limitMs = heartbeatIntervalMs * heartbeatMissLimit;
+    for (const p of this.processors.values()) {
+      if (p.state !== 'running' || p.hung) continue;
+      const ageMs = nowMs - p.stats[StatSlot.heartbeatMs];
+      if (ageMs > limitMs) {
+        p.hung = true;
+        this.log('error', 'processor missed its heartbeats; terminating it', { port: this.group.port, slot: p.slot, heartbeatAgeMs: ageMs, limitMs });
+        void p.worker.terminate();
+      }
+    }
+  }
+
+  /** Drains one processor: it stops accepting, finishes in-flight requests, closes its store and exits. */
+  private retire(p: Processor): Promise<void> {
+    p.retiring = true;
+    p.state = 'draining';
+    const exited = new Promise<void>((res) => p.worker.once('exit', () => res()));
+    const timeoutMs = this.config.supervision.drainTimeoutMs;
+    p.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToProcessor);
+    // a processor that cannot drain (hung) is terminated after its deadline plus a margin
+    const kill = setTimeout(() => void p.worker.terminate(), timeoutMs + 1_000);
+    return exited.finally(() => clearTimeout(kill));
+  }
+
+  /**
+   * Changes the number of processors. Growing starts the new ones and waits
+   * until they listen; shrinking drains the highest slots while the rest keep
+   * serving, so no accepted request fails.
+   */
+  async resize(count: number): Promise<void> {
+    if (!Number.isInteger(count) || count < 1 || count > 64) throw new RangeError('processors must be an integer from 1 to 64');
+    const from = this.target;
+    this.target = count;
+    const starting: Promise<void>[] = [];
+    for (let slot = 0; slot < count; slot++) {
+      if (!this.processors.has(slot) && !this.pendingRestarts.has(slot)) starting.push(this.spawn(slot).ready);
+    }
+    await Promise.all(starting);
+    const draining: Promise<void>[] = [];
+    for (const [slot, p] of this.processors) if (slot >= count) draining.push(this.retire(p));
+    for (const [slot, t] of this.pendingRestarts) {
+      if (slot >= count) {
+        clearTimeout(t);
+        this.pendingRestarts.delete(slot);
+      }
+    }
+    await Promise.all(draining);
+    this.log('info', 'processor group resized', { port: this.group.port, from, to: count });
+  }
+
+  /** Replaces every processor, one at a time, starting each replacement before draining the old one. */
+  async rollingRestart(): Promise<void> {
+    for (const [slot, old] of [...this.processors]) {
+      old.retiring = true;
+      this.processors.delete(slot);
+      const fresh = this.spawn(slot);
+      try {
+        await fresh.ready;
+      } catch (e) {
+        this.processors.set(slot, old);
+        old.retiring = false;
+        throw e;
+      }
+      await this.retire(old);
+    }
+  }
+
+  /** Sends a fault to one processor (tests only; the supervisor checks the config). */
+  inject(slot: number, fault: 'crash' | 'hang'): boolean {
+    const p = this.processors.get(slot);
+    if (!p || p.state !== 'running') return false;
+    p.worker.postMessage({ type: 'fault', fault } satisfies ToProcessor);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.pendingRestarts.values()) clearTimeout(t);
+    this.pendingRestarts.clear();
+    await Promise.all([...this.processors.values()].map((p) => this.retire(p)));
+  }
+
+  status(nowMs: number): GroupStatus {
+    const processors = [...this.processors.values()]
+      .sort((a, b) => a.slot - b.slot)
+      .map((p) => ({
+        slot: p.slot,
+        threadId: p.worker.threadId,
+        state: p.state,
+        heartbeatAgeMs: Math.max(0, Math.round(nowMs - p.stats[StatSlot.heartbeatMs])),
+        requests: p.stats[StatSlot.requests],
+        errors: p.stats[StatSlot.errors],
+        connections: p.stats[StatSlot.connections],
+        bytesIn: p.stats[StatSlot.bytesIn],
+        bytesOut: p.stats[StatSlot.bytesOut],
+      }));
+    return {
+      port: this.group.port,
+      dbFile: this.group.dbFile,
+      processorsTarget: this.target,
+      restarts: this.restarts,
+      restartsInWindow: this.policy.recent(nowMs),
+      processors,
+    };
+  }
+
+  /** Totals over the group's whole life, including processors that have exited. */
+  totals(): { requests: number; errors: number; bytesIn: number; bytesOut: number } {
+    const t = { ...this.retired };
+    for (const p of this.processors.values()) {
+      t.requests += p.stats[StatSlot.requests];
+      t.errors += p.stats[StatSlot.errors];
+      t.bytesIn += p.stats[StatSlot.bytesIn];
+      t.bytesOut += p.stats[StatSlot.bytesOut];
+    }
+    return t;
+  }
+}

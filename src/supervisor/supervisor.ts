@@ -1,0 +1,139 @@
+// The daemon's main thread: owns the processor groups of one daemon, the
+// shared clock, the heartbeat watch and the admin interface, and stops
+// everything gracefully.
+
+import { statSync } from 'node:fs';
+import type { Server } from 'node:net';
+import type { Config, DaemonConfig } from '../config/config.ts';
+import { Store } from '../store/store.ts';
+import { SharedClock } from '../store/clock.ts';
+import { ProcessorGroup, type GroupStatus } from './group.ts';
+import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
+import type { Logger } from './log.ts';
+
+export interface DaemonStatus {
+  daemon: string;
+  pid: number;
+  uptimeMs: number;
+  groups: Array<GroupStatus & { storeBytes: number }>;
+}
+
+export interface SupervisorEvents {
+  /** the supervisor gave up (restart intensity exceeded); the process should exit non-zero */
+  onGiveUp(reason: string): void;
+  /** a client sent an accepted SHUT_DOWN */
+  onShutdownRequested(from: string): void;
+}
+
+export class Supervisor {
+  readonly config: Config;
+  readonly daemon: DaemonConfig;
+  private readonly log: Logger;
+  private readonly events: SupervisorEvents;
+  private readonly clock = new SharedClock();
+  private readonly groups: ProcessorGroup[] = [];
+  private readonly storeBytes = new Map<number, () => number>();
+  private admin: Server | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private readonly startedAtMs = Date.now();
+  private stopped: Promise<void> | undefined;
+
+  constructor(config: Config, daemon: DaemonConfig, log: Logger, events: SupervisorEvents) {
+    this.config = config;
+    this.daemon = daemon;
+    this.log = log;
+    this.events = events;
+  }
+
+  async start(): Promise<void> {
+    // Open every store once here: a bad file fails start-up with its name, and
+    // the clock starts above every timestamp on disk (never backwards across restarts).
+    for (const g of this.daemon.groups) {
+      const store = Store.open(g.dbFile, { durability: this.config.durability, maxStoreBytes: this.config.limits.maxStoreBytes });
+      try {
+        this.clock.observe(store.maxTimestamp());
+      } finally {
+        store.close();
+      }
+    }
+    for (const g of this.daemon.groups) {
+      const group = new ProcessorGroup(this.config, this.daemon, g, this.clock.buffer, this.log, this.events);
+      this.groups.push(group);
+      this.storeBytes.set(g.port, () => fileBytes(g.dbFile));
+    }
+    try {
+      await Promise.all(this.groups.map((g) => g.start()));
+      this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    const { heartbeatIntervalMs } = this.config.supervision;
+    this.watch = setInterval(() => {
+      const now = Date.now();
+      for (const g of this.groups) g.checkHeartbeats(now);
+    }, heartbeatIntervalMs);
+    this.log('info', 'daemon ready', {
+      ports: this.daemon.groups.map((g) => g.port),
+      adminPort: this.daemon.adminPort,
+      durability: this.config.durability,
+    });
+  }
+
+  private group(port: number): ProcessorGroup {
+    const g = this.groups.find((x) => x.group.port === port);
+    if (!g) throw new Error(`this daemon has no group on port ${port} (ports: ${this.groups.map((x) => x.group.port).join(', ')})`);
+    return g;
+  }
+
+  async handleAdmin(req: AdminRequest): Promise<AdminReply> {
+    switch (req.op) {
+      case 'status':
+        return { ok: true, status: this.status() };
+      case 'resize':
+        await this.group(req.port).resize(req.processors);
+        return { ok: true, port: req.port, processors: req.processors };
+      case 'restart':
+        await this.group(req.port).rollingRestart();
+        return { ok: true, port: req.port };
+      case 'fault':
+        if (!this.config.faultInjection) return { ok: false, error: 'fault injection is disabled in the config' };
+        return this.group(req.port).inject(req.slot, req.fault)
+          ? { ok: true }
+          : { ok: false, error: `no running processor in slot ${req.slot}` };
+    }
+  }
+
+  status(): DaemonStatus {
+    const now = Date.now();
+    return {
+      daemon: this.daemon.id,
+      pid: process.pid,
+      uptimeMs: now - this.startedAtMs,
+      groups: this.groups.map((g) => ({ ...g.status(now), storeBytes: this.storeBytes.get(g.group.port)!() })),
+    };
+  }
+
+  /** Stops accepting, lets processors finish in-flight requests and close their stores. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      clearInterval(this.watch);
+      this.admin?.close();
+      await Promise.all(this.groups.map((g) => g.stop()));
+      this.log('info', 'daemon stopped');
+    })();
+    return this.stopped;
+  }
+}
+
+function fileBytes(file: string): number {
+  let n = 0;
+  for (const f of [file, `${file}-wal`]) {
+    try {
+      n += statSync(f).size;
+    } catch {
+      // no WAL yet
+    }
+  }
+  return n;
+}

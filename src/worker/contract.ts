@@ -1,0 +1,48 @@
+// The thread contract between the supervisor and a processor: what the
+// processor is started with, the messages both ways, and the layout of the
+// shared counters/heartbeat memory that the supervisor reads without the
+// processor's help (so a processor stuck in a loop is still seen).
+
+import type { Durability, Limits } from '../config/config.ts';
+
+export interface ProcessorData {
+  daemonId: string;
+  /** small integer id of the daemon, written as the origin of local writes */
+  daemonIndex: number;
+  host: string;
+  port: number;
+  dbFile: string;
+  slot: number;
+  limits: Limits;
+  durability: Durability;
+  allowShutdown: boolean;
+  heartbeatIntervalMs: number;
+  /** Float64Array view, layout StatSlot */
+  stats: SharedArrayBuffer;
+  /** SharedClock buffer shared by every processor of the daemon */
+  clock: SharedArrayBuffer;
+}
+
+/** Indexes into the processor's Float64Array of shared stats. */
+export const StatSlot = {
+  heartbeatMs: 0,
+  requests: 1,
+  errors: 2,
+  connections: 3,
+  bytesIn: 4,
+  bytesOut: 5,
+  refusedConnections: 6,
+} as const;
+export const STAT_SLOTS = 7;
+
+export type ToProcessor =
+  /** stop accepting, finish in-flight requests, close the store, exit */
+  | { type: 'drain'; timeoutMs: number }
+  /** fault injection for tests (only sent when the config enables it) */
+  | { type: 'fault'; fault: 'crash' | 'hang' };
+
+export type FromProcessor =
+  | { type: 'ready' }
+  /** a client sent SHUT_DOWN from loopback and the config allows it */
+  | { type: 'shutdown-requested'; from: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

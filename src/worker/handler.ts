@@ -1,0 +1,101 @@
+// Executes one batch of decoded requests against the store: the kv739
+// semantics of every command. Writes of a batch share one transaction (group
+// commit); replies are computed here and sent by the caller after commit.
+
+import {
+  Command,
+  ErrorCode,
+  errorReply,
+  validateRequest,
+  type ErrorCodeNumber,
+  type Frame,
+  type FrameFields,
+} from '../protocol/index.ts';
+import { StoreError, type Store, type Versioned } from '../store/store.ts';
+import type { SharedClock } from '../store/clock.ts';
+
+export interface Request {
+  frame: Frame;
+  /** the client's address, for commands allowed only from loopback */
+  remote: string;
+  /** set by the caller for requests refused before execution */
+  refused?: ErrorCodeNumber;
+  reply?: FrameFields;
+}
+
+export interface HandlerEnv {
+  store: Store;
+  clock: SharedClock;
+  /** called for a SHUT_DOWN that passed validation; returns the error to reply, or 0 to accept */
+  shutdown: (req: Request) => ErrorCodeNumber | 0;
+  onStoreError: (e: StoreError) => void;
+}
+
+const isWrite = (r: Request) => !r.refused && (r.frame.command === Command.PUT || r.frame.command === Command.DEL);
+
+function found(id: bigint, key: string, v: Versioned | undefined): FrameFields {
+  return v
+    ? { id, command: Command.OK, key, value: v.value, valueTimestamp: v.timestamp }
+    : { id, command: Command.NO_VAL, key };
+}
+
+function timestampReply(id: bigint, key: string, ts: bigint | undefined): FrameFields {
+  return ts === undefined ? { id, command: Command.NO_VAL, key } : { id, command: Command.OK, key, valueTimestamp: ts };
+}
+
+function execute(env: HandlerEnv, req: Request): FrameFields {
+  const f = req.frame;
+  if (req.refused) return errorReply(f.id, req.refused);
+  const invalid = validateRequest(f);
+  if (invalid) return errorReply(f.id, invalid);
+  const { store, clock } = env;
+  const stamp = (old: bigint) => clock.next(old);
+  switch (f.command) {
+    case Command.GET:
+      return found(f.id, f.key, store.get(f.key));
+    case Command.PUT:
+      return found(f.id, f.key, store.put(f.key, Buffer.from(f.value.buffer, f.value.byteOffset, f.value.length), stamp));
+    case Command.DEL:
+      return found(f.id, f.key, store.del(f.key, stamp));
+    case Command.GET_TS:
+      return timestampReply(f.id, f.key, store.getTimestamp(f.key));
+    case Command.GET_LAST_TS:
+      return timestampReply(f.id, '', store.lastTimestamp());
+    case Command.GET_FIRST_TS:
+      return timestampReply(f.id, '', store.firstTimestamp());
+    case Command.CHK:
+    case Command.INIT:
+      return { id: f.id, command: Command.OK };
+    case Command.GET_META:
+    case Command.PUT_META:
+      return errorReply(f.id, ErrorCode.UNSUPPORTED);
+    case Command.SHUT_DOWN: {
+      const refusal = env.shutdown(req);
+      return refusal ? errorReply(f.id, refusal) : { id: f.id, command: Command.OK };
+    }
+    default:
+      return errorReply(f.id, ErrorCode.UNKNOWN_COMMAND);
+  }
+}
+
+/**
+ * Fills `reply` of every request. A batch with writes runs in one transaction
+ * (reads in it see the earlier writes of the batch); if the transaction
+ * fails, every write gets STORE_FAILED and the reads are answered again from
+ * the committed state, so no reply shows data that was rolled back.
+ */
+export function executeBatch(env: HandlerEnv, batch: Request[]): void {
+  if (!batch.some(isWrite)) {
+    for (const r of batch) r.reply = execute(env, r);
+    return;
+  }
+  try {
+    env.store.writeBatch(() => {
+      for (const r of batch) r.reply = execute(env, r);
+    });
+  } catch (e) {
+    if (!(e instanceof StoreError)) throw e;
+    env.onStoreError(e);
+    for (const r of batch) r.reply = isWrite(r) ? errorReply(r.frame.id, ErrorCode.STORE_FAILED) : execute(env, r);
+  }
+}

@@ -1,0 +1,184 @@
+// A processor: one worker thread that listens on its group's port with
+// SO_REUSEPORT (the kernel spreads connections over the group's processors),
+// reads 4096-byte frames, executes them in batches on the store and writes
+// the replies. Heartbeat and counters go to shared memory for the supervisor.
+
+import { createServer, type Socket } from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
+import { Store, type StoreError } from '../store/store.ts';
+import { SharedClock } from '../store/clock.ts';
+import { executeBatch, type Request } from './handler.ts';
+import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
+
+const data = workerData as ProcessorData;
+const port = parentPort!;
+const stats = new Float64Array(data.stats);
+const send = (m: FromProcessor) => port.postMessage(m);
+const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => send({ type: 'log', level, msg, fields });
+
+interface Connection {
+  socket: Socket;
+  reader: FrameReader;
+  remote: string;
+  inFlight: number;
+  /** requests of this connection in the current batch, in arrival order */
+  queued: Request[];
+}
+
+const store = Store.open(data.dbFile, {
+  durability: data.durability,
+  maxStoreBytes: data.limits.maxStoreBytes,
+  origin: data.daemonIndex,
+});
+const clock = new SharedClock(data.clock);
+const connections = new Set<Connection>();
+let batchConnections: Connection[] = [];
+let batchScheduled = false;
+let draining = false;
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}
+
+const env = {
+  store,
+  clock,
+  shutdown(req: Request) {
+    if (!data.allowShutdown || !isLoopback(req.remote)) return ErrorCode.NOT_ALLOWED;
+    send({ type: 'shutdown-requested', from: req.remote });
+    return 0 as const;
+  },
+  onStoreError(e: StoreError) {
+    log('error', 'store write failed; batch rolled back and answered with STORE_FAILED', {
+      file: e.file,
+      sqliteCode: e.sqliteCode,
+      error: e.message,
+    });
+  },
+};
+
+function badFrame(id: bigint, command: number): Frame {
+  return { id, command, flag: 0, param: 0n, key: '', value: new Uint8Array(0), valueTimestamp: 0n };
+}
+
+function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
+  const decoded = decodeFrame(buffer, offset);
+  const req: Request = decoded.ok
+    ? { frame: decoded.frame, remote: conn.remote }
+    : { frame: badFrame(decoded.error.id, decoded.error.command), refused: decoded.error.code, remote: conn.remote };
+  if (draining) req.refused = ErrorCode.SHUTTING_DOWN;
+  else if (conn.inFlight >= data.limits.maxInFlightPerConnection) req.refused = ErrorCode.TOO_MANY_IN_FLIGHT;
+  conn.inFlight++;
+  if (conn.queued.length === 0) batchConnections.push(conn);
+  conn.queued.push(req);
+  if (!batchScheduled) {
+    batchScheduled = true;
+    setImmediate(runBatch);
+  }
+}
+
+function runBatch(): void {
+  batchScheduled = false;
+  const conns = batchConnections;
+  batchConnections = [];
+  const batch: Request[] = [];
+  for (const c of conns) for (const r of c.queued) batch.push(r);
+  executeBatch(env, batch);
+  let errors = 0;
+  for (const conn of conns) {
+    const reqs = conn.queued;
+    conn.queued = [];
+    conn.inFlight -= reqs.length;
+    if (conn.socket.destroyed) continue;
+    const out = Buffer.allocUnsafe(reqs.length * FRAME_BYTES);
+    for (let i = 0; i < reqs.length; i++) {
+      const reply = reqs[i].reply!;
+      if (reply.command === -1) errors++;
+      encodeFrameInto(out, i * FRAME_BYTES, reply);
+    }
+    stats[StatSlot.bytesOut] += out.length;
+    if (!conn.socket.write(out) && conn.socket.writableLength > data.limits.maxPendingReplyBytesPerConnection) {
+      // the client is not reading its replies: stop reading its requests until it does
+      conn.socket.pause();
+      conn.socket.once('drain', () => conn.socket.resume());
+    }
+    if (draining && conn.inFlight === 0) conn.socket.end();
+  }
+  stats[StatSlot.requests] += batch.length;
+  stats[StatSlot.errors] += errors;
+}
+
+const server = createServer({ noDelay: true }, (socket) => {
+  if (draining) {
+    socket.destroy();
+    return;
+  }
+  if (connections.size >= data.limits.maxConnectionsPerProcessor) {
+    stats[StatSlot.refusedConnections]++;
+    const out = Buffer.allocUnsafe(FRAME_BYTES);
+    encodeFrameInto(out, 0, errorReply(0n, ErrorCode.TOO_MANY_CONNECTIONS));
+    socket.end(out);
+    socket.on('error', () => {});
+    return;
+  }
+  const conn: Connection = { socket, reader: new FrameReader(), remote: socket.remoteAddress ?? '', inFlight: 0, queued: [] };
+  connections.add(conn);
+  stats[StatSlot.connections] = connections.size;
+  socket.setTimeout(data.limits.idleTimeoutMs, () => socket.destroy());
+  socket.on('data', (chunk) => {
+    stats[StatSlot.bytesIn] += chunk.length;
+    conn.reader.push(chunk, (buf, off) => enqueue(conn, buf, off));
+  });
+  socket.on('error', () => {
+    // a reset by the client: nothing to answer; 'close' cleans up
+  });
+  socket.on('close', () => {
+    connections.delete(conn);
+    stats[StatSlot.connections] = connections.size;
+  });
+});
+
+server.on('error', (e) => {
+  log('error', `processor cannot listen on ${data.host}:${data.port}: ${e.message}`);
+  shutdownNow(1);
+});
+
+function beat(): void {
+  stats[StatSlot.heartbeatMs] = Date.now();
+}
+beat();
+const heartbeat = setInterval(beat, data.heartbeatIntervalMs);
+
+server.listen({ host: data.host, port: data.port, reusePort: true, backlog: 4096 }, () => send({ type: 'ready' }));
+
+function shutdownNow(code: number): void {
+  clearInterval(heartbeat);
+  for (const c of connections) c.socket.destroy();
+  store.close();
+  process.exit(code);
+}
+
+function drain(timeoutMs: number): void {
+  if (draining) return;
+  draining = true;
+  server.close();
+  for (const c of connections) if (c.inFlight === 0) c.socket.end();
+  const deadline = setTimeout(() => shutdownNow(0), timeoutMs);
+  const poll = setInterval(() => {
+    if (connections.size === 0 && !batchScheduled) {
+      clearTimeout(deadline);
+      clearInterval(poll);
+      shutdownNow(0);
+    }
+  }, 5);
+}
+
+port.on('message', (m: ToProcessor) => {
+  if (m.type === 'drain') drain(m.timeoutMs);
+  else if (m.type === 'fault') {
+    if (m.fault === 'crash') throw new Error('injected crash');
+    // a hang: the event loop never turns again; only the heartbeat watch can see it
+    for (;;);
+  }
+});

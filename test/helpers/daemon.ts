@@ -1,0 +1,158 @@
+// Starts a real daemon (supervisor process + processor threads) for a test:
+// free loopback ports, a temporary data directory, readiness over the IPC
+// channel, and stop/kill by PID.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const MAIN = new URL('../../src/supervisor/main.ts', import.meta.url).pathname;
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<import('node:net').Server>((res) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => res(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export interface DaemonOptions {
+  processors?: number;
+  /** number of (port, dbFile) groups */
+  groups?: number;
+  durability?: 'full' | 'normal';
+  faultInjection?: boolean;
+  allowShutdown?: boolean;
+  limits?: Record<string, number>;
+  supervision?: Record<string, number>;
+  dataDir?: string;
+}
+
+export interface RunningDaemon {
+  pid: number;
+  ports: number[];
+  adminPort: number;
+  dataDir: string;
+  configFile: string;
+  dbFiles: string[];
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+  admin(req: object): Promise<any>;
+  /** SIGTERM and wait for the exit */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function writeDaemonConfig(options: DaemonOptions = {}) {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kv-test-'));
+  mkdirSync(dataDir, { recursive: true });
+  const groups = options.groups ?? 1;
+  const [peerPort, adminPort, ...ports] = await freePorts(2 + groups);
+  const dbFiles = ports.map((_p, i) => join(dataDir, `g${i}.sqlite`));
+  const config = {
+    daemons: [
+      {
+        id: 'test',
+        host: '127.0.0.1',
+        peerPort,
+        adminPort,
+        groups: ports.map((port, i) => ({ port, dbFile: dbFiles[i], processors: options.processors ?? 2 })),
+      },
+    ],
+    durability: options.durability ?? 'full',
+    allowShutdown: options.allowShutdown ?? true,
+    faultInjection: options.faultInjection ?? false,
+    limits: options.limits ?? {},
+    supervision: { heartbeatIntervalMs: 50, heartbeatMissLimit: 10, restartBackoffInitialMs: 20, ...options.supervision },
+  };
+  const configFile = join(dataDir, 'kv.config.json');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  return { dataDir, configFile, ports, adminPort, dbFiles };
+}
+
+export async function startDaemon(options: DaemonOptions = {}): Promise<RunningDaemon> {
+  const written = await writeDaemonConfig(options);
+  return launch(written);
+}
+
+/** Starts a daemon process on an existing config (e.g. to restart one after kill -9). */
+export function launch(w: { dataDir: string; configFile: string; ports: number[]; adminPort: number; dbFiles: string[] }): Promise<RunningDaemon> {
+  const child = fork(MAIN, [], {
+    env: { ...process.env, KV_CONFIG: w.configFile, KV_DAEMON_ID: 'test' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    child.once('exit', (code, signal) => res({ code, signal })),
+  );
+  const daemon: RunningDaemon = {
+    ...w,
+    pid: child.pid!,
+    child,
+    exited,
+    output: () => out,
+    admin: (req) => adminRequest(w.adminPort, req),
+    async stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+    async kill(signal = 'SIGKILL') {
+      child.kill(signal);
+      return exited;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`daemon did not become ready in 20 s:\n${out}`));
+    }, 20_000);
+    child.on('message', (m) => {
+      if (m === 'ready') {
+        clearTimeout(timer);
+        resolve(daemon);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited before ready (code ${code}, signal ${signal}):\n${out}`));
+    });
+  });
+}
+
+export function adminRequest(port: number, req: object): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        s.end();
+        resolve(JSON.parse(buf.slice(0, nl)));
+      }
+    });
+    s.on('error', reject);
+    s.write(JSON.stringify(req) + '\n');
+  });
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
