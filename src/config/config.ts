@@ -61,6 +61,12 @@ export interface Config {
   allowShutdown: boolean;
   /** enables the admin 'fault' op (crash/hang a processor); for tests only */
   faultInjection: boolean;
+  /**
+   * At start-up, set net.ipv4.tcp_migrate_req to 1 when it is 0 and the
+   * process may write it, so connections queued on a retiring processor's
+   * listener move to its siblings instead of being reset.
+   */
+  setTcpMigrateReq: boolean;
 }
 
 export class ConfigError extends Error {
@@ -135,7 +141,7 @@ function section(raw: Json, key: string): Json {
 /** Validates a parsed config object; relative dbFile paths resolve against baseDir. */
 export function parseConfig(raw: unknown, baseDir: string, source = 'config'): Config {
   if (!isObject(raw)) throw new ConfigError('config must be a JSON object');
-  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection']);
+  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection', 'setTcpMigrateReq']);
   if (!Array.isArray(raw.daemons) || raw.daemons.length === 0) {
     throw new ConfigError('config.daemons must be a non-empty array of {id, host, peerPort, adminPort, groups}');
   }
@@ -215,6 +221,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     durability,
     allowShutdown: bool(raw, 'allowShutdown', 'config', true),
     faultInjection: bool(raw, 'faultInjection', 'config', false),
+    setTcpMigrateReq: bool(raw, 'setTcpMigrateReq', 'config', true),
   });
 }
 

@@ -2,7 +2,7 @@
 // shared clock, the heartbeat watch and the admin interface, and stops
 // everything gracefully.
 
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Config, DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
@@ -46,6 +46,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
+    ensureTcpMigrateReq(this.config.setTcpMigrateReq, this.log);
     // Open every store once here: a bad file fails start-up with its name, and
     // the clock starts above every timestamp on disk (never backwards across restarts).
     for (const g of this.daemon.groups) {
@@ -136,4 +137,32 @@ function fileBytes(file: string): number {
     }
   }
   return n;
+}
+
+const TCP_MIGRATE_REQ = '/proc/sys/net/ipv4/tcp_migrate_req';
+
+/**
+ * Processors share a port with SO_REUSEPORT. When one closes its listener
+ * (resize down, rolling restart, drain), Linux resets the connections still in
+ * that listener's accept queue unless net.ipv4.tcp_migrate_req is 1, which
+ * moves them to the siblings. Set it when allowed; otherwise say what to do.
+ */
+function ensureTcpMigrateReq(allowedToSet: boolean, log: Logger): void {
+  let value: string;
+  try {
+    value = readFileSync(TCP_MIGRATE_REQ, 'utf8').trim();
+  } catch {
+    return; // not Linux, or a kernel before 5.14: nothing to tune
+  }
+  if (value === '1') return;
+  if (allowedToSet) {
+    try {
+      writeFileSync(TCP_MIGRATE_REQ, '1');
+      log('info', 'set net.ipv4.tcp_migrate_req=1 so a retiring processor hands its queued connections to its siblings');
+      return;
+    } catch {
+      // not permitted: fall through to the warning
+    }
+  }
+  log('warn', 'net.ipv4.tcp_migrate_req is 0: resizing down or restarting processors may reset connections queued on the retiring listener; run `sysctl -w net.ipv4.tcp_migrate_req=1`');
 }

@@ -24,7 +24,11 @@ interface Connection {
   inFlight: number;
   /** requests of this connection in the current batch, in arrival order */
   queued: Request[];
+  lastActivityMs: number;
 }
+
+/** While draining, a connection with nothing in flight and no request for this long is closed. */
+const DRAIN_IDLE_CLOSE_MS = 50;
 
 const store = Store.open(data.dbFile, {
   durability: data.durability,
@@ -35,7 +39,10 @@ const clock = new SharedClock(data.clock);
 const connections = new Set<Connection>();
 let batchConnections: Connection[] = [];
 let batchScheduled = false;
+/** stop was asked: no new connections; open ones are served until idle or the drain deadline */
 let draining = false;
+/** the drain deadline passed: every request is refused with SHUTTING_DOWN */
+let refusing = false;
 
 function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
@@ -67,7 +74,7 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   const req: Request = decoded.ok
     ? { frame: decoded.frame, remote: conn.remote }
     : { frame: badFrame(decoded.error.id, decoded.error.command), refused: decoded.error.code, remote: conn.remote };
-  if (draining) req.refused = ErrorCode.SHUTTING_DOWN;
+  if (refusing) req.refused = ErrorCode.SHUTTING_DOWN;
   else if (conn.inFlight >= data.limits.maxInFlightPerConnection) req.refused = ErrorCode.TOO_MANY_IN_FLIGHT;
   conn.inFlight++;
   if (conn.queued.length === 0) batchConnections.push(conn);
@@ -103,7 +110,7 @@ function runBatch(): void {
       conn.socket.pause();
       conn.socket.once('drain', () => conn.socket.resume());
     }
-    if (draining && conn.inFlight === 0) conn.socket.end();
+    if (refusing) conn.socket.end();
   }
   stats[StatSlot.requests] += batch.length;
   stats[StatSlot.errors] += errors;
@@ -122,12 +129,20 @@ const server = createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => {});
     return;
   }
-  const conn: Connection = { socket, reader: new FrameReader(), remote: socket.remoteAddress ?? '', inFlight: 0, queued: [] };
+  const conn: Connection = {
+    socket,
+    reader: new FrameReader(),
+    remote: socket.remoteAddress ?? '',
+    inFlight: 0,
+    queued: [],
+    lastActivityMs: Date.now(),
+  };
   connections.add(conn);
   stats[StatSlot.connections] = connections.size;
   socket.setTimeout(data.limits.idleTimeoutMs, () => socket.destroy());
   socket.on('data', (chunk) => {
     stats[StatSlot.bytesIn] += chunk.length;
+    conn.lastActivityMs = Date.now();
     conn.reader.push(chunk, (buf, off) => enqueue(conn, buf, off));
   });
   socket.on('error', () => {
@@ -159,19 +174,32 @@ function shutdownNow(code: number): void {
   process.exit(code);
 }
 
+/**
+ * Graceful stop: close the listener (the group's other processors keep
+ * accepting), keep serving open connections until each is idle, then close
+ * it; at the deadline refuse what still arrives, close everything and exit.
+ */
 function drain(timeoutMs: number): void {
   if (draining) return;
   draining = true;
   server.close();
-  for (const c of connections) if (c.inFlight === 0) c.socket.end();
-  const deadline = setTimeout(() => shutdownNow(0), timeoutMs);
+  const deadlineMs = Date.now() + timeoutMs;
   const poll = setInterval(() => {
-    if (connections.size === 0 && !batchScheduled) {
-      clearTimeout(deadline);
+    const now = Date.now();
+    if (now >= deadlineMs && !refusing) {
+      refusing = true;
+      for (const c of connections) if (c.inFlight === 0) c.socket.end();
+    }
+    for (const c of connections) {
+      const idle = c.inFlight === 0 && c.reader.bufferedBytes === 0 && now - c.lastActivityMs >= DRAIN_IDLE_CLOSE_MS;
+      if (idle && !c.socket.writableEnded) c.socket.end();
+    }
+    const flushed = [...connections].every((c) => c.socket.writableLength === 0);
+    if ((connections.size === 0 || (refusing && flushed)) && !batchScheduled) {
       clearInterval(poll);
       shutdownNow(0);
     }
-  }, 5);
+  }, 10);
 }
 
 port.on('message', (m: ToProcessor) => {
