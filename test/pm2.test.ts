@@ -1,0 +1,72 @@
+// The deployment as users run it: `pm2 start ecosystem.config.js` with a
+// temporary PM2_HOME, three daemons, every client port answering, a pm2
+// action, SHUT_DOWN not restarted by pm2, and `pm2 delete`.
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from '../src/protocol/index.ts';
+import { freePorts, waitFor } from './helpers/daemon.ts';
+import { requestOnce } from './helpers/wire.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+const pm2Bin = join(root, 'node_modules/.bin/pm2');
+
+test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_DOWN is not restarted', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'kv-pm2-'));
+  const ports = await freePorts(9);
+  const ids = ['a', 'b', 'c'];
+  const config = {
+    daemons: ids.map((id, i) => ({
+      id: `kvtest-${id}`,
+      host: '127.0.0.1',
+      peerPort: ports[3 + i],
+      adminPort: ports[6 + i],
+      groups: [{ port: ports[i], dbFile: `data/${id}.sqlite`, processors: 2 }],
+    })),
+  };
+  const configFile = join(home, 'kv.config.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  const env = { ...process.env, PM2_HOME: join(home, 'pm2'), KV_CONFIG: configFile };
+  const pm2 = (...args: string[]) => execFileSync(pm2Bin, args, { env, cwd: root, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    try {
+      pm2('kill');
+    } catch {
+      // already gone
+    }
+  });
+  pm2('start', 'ecosystem.config.js');
+  t.true(existsSync(join(home, 'data')), 'the data directory is created');
+
+  for (const port of ports.slice(0, 3)) {
+    t.is((await requestOnce(port, { command: Command.CHK })).command, Command.OK);
+    t.is((await requestOnce(port, { command: Command.PUT, key: 'fruit', value: Buffer.from(`apple@${port}`) })).command, Command.NO_VAL);
+    const got = await requestOnce(port, { command: Command.GET, key: 'fruit' });
+    t.is(got.command, Command.OK);
+    t.is(Buffer.from(got.value).toString(), `apple@${port}`);
+  }
+
+  const triggered = pm2('trigger', 'kvtest-b', 'resize', `${ports[1]}:3`);
+  t.regex(triggered, /"ok":true/);
+
+  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number } }>;
+  t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
+
+  t.is((await requestOnce(ports[0], { command: Command.SHUT_DOWN })).command, Command.OK);
+  await waitFor('daemon a stopped', () => list().find((p) => p.name === 'kvtest-a')!.pid === 0, 15_000);
+  const log = readFileSync(join(home, 'pm2', 'logs', 'kvtest-a-out.log'), 'utf8');
+  t.regex(log, /SHUT_DOWN accepted/);
+  // give pm2 time in which a restart would have happened (its backoff starts at 200 ms)
+  await new Promise((r) => setTimeout(r, 1_000));
+  const a = list().find((p) => p.name === 'kvtest-a')!;
+  t.is(a.pid, 0);
+  t.is(a.pm2_env.restart_time, 0);
+  await t.throwsAsync(requestOnce(ports[0], { command: Command.CHK }));
+  t.is((await requestOnce(ports[2], { command: Command.CHK })).command, Command.OK);
+
+  pm2('delete', 'ecosystem.config.js');
+  t.deepEqual(list(), []);
+  await t.throwsAsync(requestOnce(ports[1], { command: Command.CHK }));
+});
