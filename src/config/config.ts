@@ -23,6 +23,8 @@ export interface DaemonConfig {
   /** local admin interface (loopback only): status, resize, fault injection */
   adminPort: number;
   groups: GroupConfig[];
+  /** SQLite file of this daemon's cluster hard state (term, vote); absolute */
+  stateFile: string;
 }
 
 export interface Limits {
@@ -50,6 +52,28 @@ export interface Supervision {
   startTimeoutMs: number;
 }
 
+/** The peer side: election, replication and repair timing, and the shared secret. */
+export interface ClusterSettings {
+  /** file with the shared cluster secret (hex); created with a random one on first start */
+  secretFile: string;
+  heartbeatIntervalMs: number;
+  /** a follower that hears no leader for a random time in [min, max] starts an election */
+  electionTimeoutMinMs: number;
+  electionTimeoutMaxMs: number;
+  /** a puller asks each peer for changes at least this often (and at once when told of new writes) */
+  pullIntervalMs: number;
+  /** the leader compares digests with each daemon this often */
+  antiEntropyIntervalMs: number;
+  /** a peer whose clock differs by more than this is reported */
+  maxClockSkewMs: number;
+  /** how long a READ_THROUGH GET waits for a missing key to be fetched */
+  readThroughTimeoutMs: number;
+  /** most key-miss fetches waiting at once; more are dropped (the GET already answered NO_VAL) */
+  maxPendingKeyFetches: number;
+  /** largest peer message, in bytes */
+  maxPeerMessageBytes: number;
+}
+
 export interface Config {
   /** where the config was read from, for messages */
   source: string;
@@ -67,6 +91,7 @@ export interface Config {
    * listener move to its siblings instead of being reset.
    */
   setTcpMigrateReq: boolean;
+  cluster: ClusterSettings;
 }
 
 export class ConfigError extends Error {
@@ -93,6 +118,18 @@ export const defaultSupervision: Supervision = {
   restartWindowMs: 30_000,
   drainTimeoutMs: 1_000,
   startTimeoutMs: 10_000,
+};
+
+export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
+  heartbeatIntervalMs: 50,
+  electionTimeoutMinMs: 300,
+  electionTimeoutMaxMs: 600,
+  pullIntervalMs: 250,
+  antiEntropyIntervalMs: 10_000,
+  maxClockSkewMs: 500,
+  readThroughTimeoutMs: 500,
+  maxPendingKeyFetches: 1024,
+  maxPeerMessageBytes: 8 * 1024 * 1024,
 };
 
 type Json = Record<string, unknown>;
@@ -141,7 +178,7 @@ function section(raw: Json, key: string): Json {
 /** Validates a parsed config object; relative dbFile paths resolve against baseDir. */
 export function parseConfig(raw: unknown, baseDir: string, source = 'config'): Config {
   if (!isObject(raw)) throw new ConfigError('config must be a JSON object');
-  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection', 'setTcpMigrateReq']);
+  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection', 'setTcpMigrateReq', 'cluster']);
   if (!Array.isArray(raw.daemons) || raw.daemons.length === 0) {
     throw new ConfigError('config.daemons must be a non-empty array of {id, host, peerPort, adminPort, groups}');
   }
@@ -157,7 +194,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
   const daemons = raw.daemons.map((d, i): DaemonConfig => {
     const path = `config.daemons[${i}]`;
     if (!isObject(d)) throw new ConfigError(`${path} must be an object`);
-    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'groups']);
+    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'groups', 'stateFile']);
     const id = str(d, 'id', path);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new ConfigError(`${path}.id must be 1-64 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`);
     if (ids.has(id)) throw new ConfigError(`${path}.id ${JSON.stringify(id)} is used twice`);
@@ -181,7 +218,10 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
       dbFiles.add(dbFile);
       return { port, dbFile, processors: int(g, 'processors', gpath, 1, 64) };
     });
-    return { id, host, peerPort, adminPort, groups };
+    const stateFile = resolve(baseDir, str(d, 'stateFile', path, resolve(dirname(groups[0].dbFile), `${id}.cluster.sqlite`)));
+    if (dbFiles.has(stateFile)) throw new ConfigError(`${path}.stateFile ${stateFile} is used by another daemon or group`);
+    dbFiles.add(stateFile);
+    return { id, host, peerPort, adminPort, groups, stateFile };
   });
 
   const l = section(raw, 'limits');
@@ -209,6 +249,29 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     startTimeoutMs: int(s, 'startTimeoutMs', sp, 100, 600_000, ds.startTimeoutMs),
   };
 
+  const c = section(raw, 'cluster');
+  const cp = 'config.cluster';
+  const dc = defaultCluster;
+  checkKeys(c, cp, ['secretFile', ...Object.keys(dc)]);
+  const cluster: ClusterSettings = {
+    secretFile: resolve(baseDir, str(c, 'secretFile', cp, resolve(dirname(daemons[0].groups[0].dbFile), 'cluster.secret'))),
+    heartbeatIntervalMs: int(c, 'heartbeatIntervalMs', cp, 5, 10_000, dc.heartbeatIntervalMs),
+    electionTimeoutMinMs: int(c, 'electionTimeoutMinMs', cp, 20, 60_000, dc.electionTimeoutMinMs),
+    electionTimeoutMaxMs: int(c, 'electionTimeoutMaxMs', cp, 20, 120_000, dc.electionTimeoutMaxMs),
+    pullIntervalMs: int(c, 'pullIntervalMs', cp, 5, 60_000, dc.pullIntervalMs),
+    antiEntropyIntervalMs: int(c, 'antiEntropyIntervalMs', cp, 100, 86_400_000, dc.antiEntropyIntervalMs),
+    maxClockSkewMs: int(c, 'maxClockSkewMs', cp, 1, 3_600_000, dc.maxClockSkewMs),
+    readThroughTimeoutMs: int(c, 'readThroughTimeoutMs', cp, 1, 60_000, dc.readThroughTimeoutMs),
+    maxPendingKeyFetches: int(c, 'maxPendingKeyFetches', cp, 1, 1_000_000, dc.maxPendingKeyFetches),
+    maxPeerMessageBytes: int(c, 'maxPeerMessageBytes', cp, 64 * 1024, 256 * 1024 * 1024, dc.maxPeerMessageBytes),
+  };
+  if (cluster.electionTimeoutMaxMs <= cluster.electionTimeoutMinMs) {
+    throw new ConfigError(`${cp}.electionTimeoutMaxMs (${cluster.electionTimeoutMaxMs}) must be above electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);
+  }
+  if (cluster.heartbeatIntervalMs * 3 > cluster.electionTimeoutMinMs) {
+    throw new ConfigError(`${cp}.heartbeatIntervalMs (${cluster.heartbeatIntervalMs}) must be at most a third of electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);
+  }
+
   const durability = raw.durability ?? 'full';
   if (durability !== 'full' && durability !== 'normal') {
     throw new ConfigError(`config.durability must be "full" or "normal", got ${JSON.stringify(durability)}`);
@@ -222,6 +285,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     allowShutdown: bool(raw, 'allowShutdown', 'config', true),
     faultInjection: bool(raw, 'faultInjection', 'config', false),
     setTcpMigrateReq: bool(raw, 'setTcpMigrateReq', 'config', true),
+    cluster,
   });
 }
 

@@ -3,6 +3,7 @@
 // design; the processor batches requests and runs one transaction per batch.
 
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
@@ -11,6 +12,22 @@ export interface Versioned {
   value: Buffer;
   /** microseconds since the epoch (the daemon's hybrid logical clock) */
   timestamp: bigint;
+}
+
+/** One row as replication sees it: a live value or a tombstone (value null), with its version. */
+export interface Change {
+  key: string;
+  value: Buffer | null;
+  timestamp: bigint;
+  /** index of the daemon that made this version (tie-break of equal timestamps) */
+  origin: number;
+  /** position in this file's change stream */
+  seq: bigint;
+}
+
+/** Last-writer-wins: is version (ts, origin) newer than (oldTs, oldOrigin)? */
+export function isNewer(ts: bigint, origin: number, oldTs: bigint, oldOrigin: number): boolean {
+  return ts > oldTs || (ts === oldTs && origin > oldOrigin);
 }
 
 export interface StoreOptions {
@@ -55,7 +72,25 @@ interface Row {
   value: Buffer | null;
   timestamp: bigint;
   deleted: bigint;
+  origin: bigint;
 }
+
+interface ChangeRow {
+  key: string;
+  value: Buffer | null;
+  timestamp: bigint;
+  origin: bigint;
+  deleted: bigint;
+  seq: bigint;
+}
+
+const toChange = (r: ChangeRow): Change => ({
+  key: r.key,
+  value: r.deleted !== 0n ? null : (r.value ?? Buffer.alloc(0)),
+  timestamp: r.timestamp,
+  origin: Number(r.origin),
+  seq: r.seq,
+});
 
 export class Store {
   readonly file: string;
@@ -71,6 +106,11 @@ export class Store {
   private readonly begin: Database.Statement;
   private readonly commit: Database.Statement;
   private readonly rollback: Database.Statement;
+  private readonly selectChanges: Database.Statement<[bigint, number], ChangeRow>;
+  private readonly selectAll: Database.Statement<[], ChangeRow>;
+  private readonly deleteTombstones: Database.Statement<[bigint]>;
+  /** identity of this file's change stream; a recreated file gets a new one */
+  readonly streamId: bigint;
   /** next change sequence number, valid only inside a write transaction */
   private seq = 0n;
 
@@ -78,7 +118,7 @@ export class Store {
     this.file = file;
     this.db = db;
     this.origin = BigInt(origin);
-    this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted FROM data_store WHERE key = ?');
+    this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted, origin FROM data_store WHERE key = ?');
     this.upsert = db.prepare(
       `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
@@ -92,7 +132,16 @@ export class Store {
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
-    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq]) s.safeIntegers(true);
+    this.selectChanges = db.prepare<[bigint, number], ChangeRow>(
+      'SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.selectAll = db.prepare<[], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store');
+    this.deleteTombstones = db.prepare('DELETE FROM data_store WHERE deleted = 1 AND seq <= ?');
+    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll]) {
+      s.safeIntegers(true);
+    }
+    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
+    this.streamId = (db.prepare("SELECT value FROM meta WHERE name = 'stream'").safeIntegers(true).get() as { value: bigint }).value;
   }
 
   /** Opens (creating if needed) the store; throws StoreError naming the file on any problem. */
@@ -193,6 +242,41 @@ export class Store {
     this.seq += 1n;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq);
     return old;
+  }
+
+  /** Seq of the newest change in this file's stream. */
+  headSeq(): bigint {
+    return this.selectSeq.get()!.value;
+  }
+
+  /** Changes (live rows and tombstones) after `afterSeq`, in stream order. */
+  changesSince(afterSeq: bigint, limit: number): Change[] {
+    return this.selectChanges.all(afterSeq, limit).map(toChange);
+  }
+
+  /** Every row, tombstones included (for digests and full comparisons). */
+  *allChanges(): IterableIterator<Change> {
+    for (const r of this.selectAll.iterate()) yield toChange(r);
+  }
+
+  /**
+   * Inside writeBatch: stores a version made elsewhere if it is newer than
+   * the one held (last writer wins by timestamp, then origin). Returns
+   * whether it was applied; an applied change gets a new seq here so it
+   * flows on to whoever reads this file's stream.
+   */
+  applyRemote(c: { key: string; value: Uint8Array | null; timestamp: bigint; origin: number }): boolean {
+    const row = this.selectRow.get(c.key);
+    if (row && !isNewer(c.timestamp, c.origin, row.timestamp, Number(row.origin))) return false;
+    this.seq += 1n;
+    const value = c.value === null ? null : Buffer.from(c.value.buffer, c.value.byteOffset, c.value.length);
+    this.upsert.run(c.key, value, c.timestamp, BigInt(c.origin), c.value === null ? 1 : 0, this.seq);
+    return true;
+  }
+
+  /** Removes tombstones at or before `maxSeq` of this stream (every peer has read past them). */
+  purgeTombstones(maxSeq: bigint): number {
+    return this.writeBatch(() => this.deleteTombstones.run(maxSeq).changes);
   }
 
   /** Size of the database file and its WAL, in bytes. */

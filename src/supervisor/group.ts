@@ -49,6 +49,8 @@ export interface GroupStatus {
 export interface GroupEvents {
   onGiveUp(reason: string): void;
   onShutdownRequested(from: string): void;
+  /** a processor's GET missed `key`; the promise settles when a fetch from the cluster has finished */
+  onKeyMiss?(key: string): Promise<void>;
 }
 
 export class ProcessorGroup {
@@ -102,6 +104,8 @@ export class ProcessorGroup {
       durability: this.config.durability,
       allowShutdown: this.config.allowShutdown,
       heartbeatIntervalMs: this.config.supervision.heartbeatIntervalMs,
+      reportKeyMisses: this.events.onKeyMiss !== undefined,
+      readThroughTimeoutMs: this.config.cluster.readThroughTimeoutMs,
       stats: stats.buffer as SharedArrayBuffer,
       clock: this.clock,
     };
@@ -127,6 +131,10 @@ export class ProcessorGroup {
         if (p.state === 'starting') p.state = 'running';
         resolveReady();
       } else if (m.type === 'shutdown-requested') this.events.onShutdownRequested(m.from);
+      else if (m.type === 'key-miss') {
+        const fetched = this.events.onKeyMiss?.(m.key) ?? Promise.resolve();
+        if (m.wait) void fetched.finally(() => p.state !== 'exited' && worker.postMessage({ type: 'key-fetched', key: m.key } satisfies ToProcessor));
+      }
       else if (m.type === 'log') this.log(m.level, m.msg, { port: this.group.port, slot, ...m.fields });
     });
     worker.on('error', (e) => {

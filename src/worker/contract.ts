@@ -17,6 +17,10 @@ export interface ProcessorData {
   durability: Durability;
   allowShutdown: boolean;
   heartbeatIntervalMs: number;
+  /** part of a cluster: report GET misses so the key is fetched from a peer */
+  reportKeyMisses: boolean;
+  /** a READ_THROUGH GET waits at most this long for the fetch */
+  readThroughTimeoutMs: number;
   /** Float64Array view, layout StatSlot */
   stats: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
@@ -39,10 +43,14 @@ export type ToProcessor =
   /** stop accepting, finish in-flight requests, close the store, exit */
   | { type: 'drain'; timeoutMs: number }
   /** fault injection for tests (only sent when the config enables it) */
-  | { type: 'fault'; fault: 'crash' | 'hang' };
+  | { type: 'fault'; fault: 'crash' | 'hang' }
+  /** the fetch of a key this processor asked for with wait=true has finished (found or not) */
+  | { type: 'key-fetched'; key: string };
 
 export type FromProcessor =
   | { type: 'ready' }
   /** a client sent SHUT_DOWN from loopback and the config allows it */
   | { type: 'shutdown-requested'; from: string }
+  /** a GET missed this key; wait=true: a READ_THROUGH request waits for 'key-fetched' */
+  | { type: 'key-miss'; key: string; wait: boolean }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

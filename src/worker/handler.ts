@@ -5,6 +5,7 @@
 import {
   Command,
   ErrorCode,
+  Flag,
   errorReply,
   validateRequest,
   type ErrorCodeNumber,
@@ -21,6 +22,8 @@ export interface Request {
   /** set by the caller for requests refused before execution */
   refused?: ErrorCodeNumber;
   reply?: FrameFields;
+  /** a READ_THROUGH GET that missed: its reply waits until this key is fetched */
+  awaitKey?: string;
 }
 
 export interface HandlerEnv {
@@ -29,6 +32,8 @@ export interface HandlerEnv {
   /** called for a SHUT_DOWN that passed validation; returns the error to reply, or 0 to accept */
   shutdown: (req: Request) => ErrorCodeNumber | 0;
   onStoreError: (e: StoreError) => void;
+  /** called for a GET of a key this store does not have (cluster mode) */
+  onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
 
 const isWrite = (r: Request) => !r.refused && (r.frame.command === Command.PUT || r.frame.command === Command.DEL);
@@ -51,8 +56,15 @@ function execute(env: HandlerEnv, req: Request): FrameFields {
   const { store, clock } = env;
   const stamp = (old: bigint) => clock.next(old);
   switch (f.command) {
-    case Command.GET:
-      return found(f.id, f.key, store.get(f.key));
+    case Command.GET: {
+      const v = store.get(f.key);
+      if (!v && env.onKeyMiss) {
+        const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
+        env.onKeyMiss(f.key, readThrough);
+        if (readThrough) req.awaitKey = f.key;
+      }
+      return found(f.id, f.key, v);
+    }
     case Command.PUT:
       return found(f.id, f.key, store.put(f.key, Buffer.from(f.value.buffer, f.value.byteOffset, f.value.length), stamp));
     case Command.DEL:
@@ -76,6 +88,11 @@ function execute(env: HandlerEnv, req: Request): FrameFields {
     default:
       return errorReply(f.id, ErrorCode.UNKNOWN_COMMAND);
   }
+}
+
+/** The reply to a GET read again from the store (after a read-through fetch). */
+export function rereadGet(env: HandlerEnv, req: Request): FrameFields {
+  return found(req.frame.id, req.frame.key, env.store.get(req.frame.key));
 }
 
 /**

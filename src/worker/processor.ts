@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
 import { Store, type StoreError } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
-import { executeBatch, type Request } from './handler.ts';
+import { executeBatch, rereadGet, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
 
 const data = workerData as ProcessorData;
@@ -24,6 +24,10 @@ interface Connection {
   inFlight: number;
   /** requests of this connection in the current batch, in arrival order */
   queued: Request[];
+  /** executed requests whose replies are not sent yet: a READ_THROUGH GET at the head holds the rest (replies keep request order) */
+  outbox: Request[];
+  /** the head of the outbox is waiting for a key fetch */
+  waiting: boolean;
   lastActivityMs: number;
 }
 
@@ -48,7 +52,31 @@ function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
-const env = {
+/** READ_THROUGH waits by key: resolved when the supervisor says the fetch finished, or at the deadline. */
+const keyWaits = new Map<string, { done: Promise<void>; resolve: () => void }>();
+/** misses reported recently; cleared every second so a hot missing key is not reported per request */
+const reportedMisses = new Set<string>();
+const MAX_REPORTED_MISSES = 4096;
+
+function keyFetched(key: string): Promise<void> {
+  let w = keyWaits.get(key);
+  if (!w) {
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => finishWait(key), data.readThroughTimeoutMs + 50);
+    w = { done, resolve: () => (clearTimeout(timer), resolve()) };
+    keyWaits.set(key, w);
+    send({ type: 'key-miss', key, wait: true });
+  }
+  return w.done;
+}
+
+function finishWait(key: string): void {
+  keyWaits.get(key)?.resolve();
+  keyWaits.delete(key);
+}
+
+const env: HandlerEnv = {
   store,
   clock,
   shutdown(req: Request) {
@@ -63,6 +91,13 @@ const env = {
       error: e.message,
     });
   },
+  onKeyMiss: data.reportKeyMisses
+    ? (key, readThrough) => {
+        if (readThrough || reportedMisses.has(key) || reportedMisses.size >= MAX_REPORTED_MISSES) return;
+        reportedMisses.add(key);
+        send({ type: 'key-miss', key, wait: false });
+      }
+    : undefined,
 };
 
 function badFrame(id: bigint, command: number): Frame {
@@ -92,28 +127,49 @@ function runBatch(): void {
   const batch: Request[] = [];
   for (const c of conns) for (const r of c.queued) batch.push(r);
   executeBatch(env, batch);
-  let errors = 0;
   for (const conn of conns) {
-    const reqs = conn.queued;
+    for (const r of conn.queued) conn.outbox.push(r);
     conn.queued = [];
-    conn.inFlight -= reqs.length;
-    if (conn.socket.destroyed) continue;
-    const out = Buffer.allocUnsafe(reqs.length * FRAME_BYTES);
-    for (let i = 0; i < reqs.length; i++) {
-      const reply = reqs[i].reply!;
-      if (reply.command === -1) errors++;
-      encodeFrameInto(out, i * FRAME_BYTES, reply);
-    }
-    stats[StatSlot.bytesOut] += out.length;
-    if (!conn.socket.write(out) && conn.socket.writableLength > data.limits.maxPendingReplyBytesPerConnection) {
-      // the client is not reading its replies: stop reading its requests until it does
-      conn.socket.pause();
-      conn.socket.once('drain', () => conn.socket.resume());
-    }
-    if (refusing) conn.socket.end();
+    flush(conn);
   }
   stats[StatSlot.requests] += batch.length;
-  stats[StatSlot.errors] += errors;
+}
+
+/** Sends the executed replies of a connection in request order, up to a READ_THROUGH GET still waiting. */
+function flush(conn: Connection): void {
+  const box = conn.outbox;
+  let n = 0;
+  while (n < box.length && box[n].awaitKey === undefined) n++;
+  if (n > 0) {
+    conn.inFlight -= n;
+    if (!conn.socket.destroyed) {
+      const out = Buffer.allocUnsafe(n * FRAME_BYTES);
+      let errors = 0;
+      for (let i = 0; i < n; i++) {
+        const reply = box[i].reply!;
+        if (reply.command === -1) errors++;
+        encodeFrameInto(out, i * FRAME_BYTES, reply);
+      }
+      stats[StatSlot.errors] += errors;
+      stats[StatSlot.bytesOut] += out.length;
+      if (!conn.socket.write(out) && conn.socket.writableLength > data.limits.maxPendingReplyBytesPerConnection) {
+        // the client is not reading its replies: stop reading its requests until it does
+        conn.socket.pause();
+        conn.socket.once('drain', () => conn.socket.resume());
+      }
+    }
+    box.splice(0, n);
+  }
+  if (box.length > 0 && !conn.waiting) {
+    const head = box[0];
+    conn.waiting = true;
+    void keyFetched(head.awaitKey!).then(() => {
+      head.reply = rereadGet(env, head);
+      head.awaitKey = undefined;
+      conn.waiting = false;
+      flush(conn);
+    });
+  } else if (box.length === 0 && refusing) conn.socket.end();
 }
 
 const server = createServer({ noDelay: true }, (socket) => {
@@ -135,6 +191,8 @@ const server = createServer({ noDelay: true }, (socket) => {
     remote: socket.remoteAddress ?? '',
     inFlight: 0,
     queued: [],
+    outbox: [],
+    waiting: false,
     lastActivityMs: Date.now(),
   };
   connections.add(conn);
@@ -164,11 +222,13 @@ function beat(): void {
 }
 beat();
 const heartbeat = setInterval(beat, data.heartbeatIntervalMs);
+const forgetMisses = setInterval(() => reportedMisses.clear(), 1000);
 
 server.listen({ host: data.host, port: data.port, reusePort: true, backlog: 4096 }, () => send({ type: 'ready' }));
 
 function shutdownNow(code: number): void {
   clearInterval(heartbeat);
+  clearInterval(forgetMisses);
   for (const c of connections) c.socket.destroy();
   store.close();
   process.exit(code);
@@ -204,6 +264,7 @@ function drain(timeoutMs: number): void {
 
 port.on('message', (m: ToProcessor) => {
   if (m.type === 'drain') drain(m.timeoutMs);
+  else if (m.type === 'key-fetched') finishWait(m.key);
   else if (m.type === 'fault') {
     if (m.fault === 'crash') throw new Error('injected crash');
     // a hang: the event loop never turns again; only the heartbeat watch can see it
