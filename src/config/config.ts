@@ -249,6 +249,15 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     startTimeoutMs: int(s, 'startTimeoutMs', sp, 100, 600_000, ds.startTimeoutMs),
   };
 
+  if (daemons.length > 1) {
+    const multi = daemons.find((d) => d.groups.length !== 1);
+    if (multi) {
+      throw new ConfigError(
+        `config.daemons[${daemons.indexOf(multi)}].groups must hold exactly one group in a cluster (one replicated store per daemon); give it more processors instead`,
+      );
+    }
+  }
+
   const c = section(raw, 'cluster');
   const cp = 'config.cluster';
   const dc = defaultCluster;

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS data_store (
 CREATE INDEX IF NOT EXISTS data_store_seq ON data_store(seq);
 CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE deleted = 0;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('seq', 0);
 `;
 
@@ -109,6 +110,11 @@ export class Store {
   private readonly selectChanges: Database.Statement<[bigint, number], ChangeRow>;
   private readonly selectAll: Database.Statement<[], ChangeRow>;
   private readonly deleteTombstones: Database.Statement<[bigint]>;
+  private readonly selectChange: Database.Statement<[string], ChangeRow>;
+  private readonly selectFromKey: Database.Statement<[string], ChangeRow>;
+  private readonly countAfter: Database.Statement<[bigint], { n: number }>;
+  private readonly selectCursor: Database.Statement<[string], { cursor: string }>;
+  private readonly upsertCursor: Database.Statement<[string, string]>;
   /** identity of this file's change stream; a recreated file gets a new one */
   readonly streamId: bigint;
   /** next change sequence number, valid only inside a write transaction */
@@ -137,7 +143,12 @@ export class Store {
     );
     this.selectAll = db.prepare<[], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store');
     this.deleteTombstones = db.prepare('DELETE FROM data_store WHERE deleted = 1 AND seq <= ?');
-    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll]) {
+    this.selectChange = db.prepare<[string], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE key = ?');
+    this.selectFromKey = db.prepare<[string], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE key > ? ORDER BY key');
+    this.countAfter = db.prepare<[bigint], { n: number }>('SELECT count(*) AS n FROM data_store WHERE seq > ?');
+    this.selectCursor = db.prepare<[string], { cursor: string }>('SELECT cursor FROM peer_cursor WHERE peer = ?');
+    this.upsertCursor = db.prepare('INSERT INTO peer_cursor(peer, cursor) VALUES (?, ?) ON CONFLICT(peer) DO UPDATE SET cursor = excluded.cursor');
+    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll, this.selectChange, this.selectFromKey]) {
       s.safeIntegers(true);
     }
     db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
@@ -252,6 +263,42 @@ export class Store {
   /** Changes (live rows and tombstones) after `afterSeq`, in stream order. */
   changesSince(afterSeq: bigint, limit: number): Change[] {
     return this.selectChanges.all(afterSeq, limit).map(toChange);
+  }
+
+  /** Changes whenever another connection commits to this file (PRAGMA data_version). */
+  dataVersion(): number {
+    return Number(this.db.pragma('data_version', { simple: true }));
+  }
+
+  /** Number of live keys (a full count). */
+  keyCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM data_store WHERE deleted = 0').get() as { n: number }).n;
+  }
+
+  /** The row of `key`, tombstone included. */
+  change(key: string): Change | undefined {
+    const r = this.selectChange.get(key);
+    return r && toChange(r);
+  }
+
+  /** How many changes of this file's stream lie after `afterSeq`. */
+  countChangesAfter(afterSeq: bigint): number {
+    return this.countAfter.get(afterSeq)!.n;
+  }
+
+  /** The saved read position in a peer's stream. */
+  peerCursor(peer: string): string | undefined {
+    return this.selectCursor.get(peer)?.cursor;
+  }
+
+  /** Inside writeBatch: saves the read position in a peer's stream (with the changes read up to it). */
+  savePeerCursor(peer: string, cursor: string): void {
+    this.upsertCursor.run(peer, cursor);
+  }
+
+  /** Rows after `afterKey` in key order (tombstones included). */
+  *changesFromKey(afterKey: string): IterableIterator<Change> {
+    for (const r of this.selectFromKey.iterate(afterKey)) yield toChange(r);
   }
 
   /** Every row, tombstones included (for digests and full comparisons). */

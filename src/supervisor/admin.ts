@@ -4,7 +4,7 @@
 // enables fault injection).
 
 import { createServer, type Server } from 'node:net';
-import type { Logger } from './log.ts';
+import { jsonReplacer, type Logger } from './log.ts';
 
 export type AdminRequest =
   | { op: 'status' }
@@ -57,7 +57,7 @@ export function startAdminServer(port: number, handle: AdminHandler, log: Logger
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl).trim();
         buffered = buffered.slice(nl + 1);
-        if (line) void answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply) + '\n'));
+        if (line) void answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply, jsonReplacer) + '\n'));
       }
     });
   });

@@ -43,6 +43,8 @@ export interface GroupStatus {
   processorsTarget: number;
   restarts: number;
   restartsInWindow: number;
+  /** why the group gave up restarting (cluster mode keeps the daemon up and lets the leader ask for a retry) */
+  degraded: string | null;
   processors: ProcessorStatus[];
 }
 
@@ -61,7 +63,9 @@ export class ProcessorGroup {
   private readonly clock: SharedArrayBuffer;
   private readonly log: Logger;
   private readonly events: GroupEvents;
-  private readonly policy: RestartPolicy;
+  private policy: RestartPolicy;
+  /** why the group stopped restarting processors (restart intensity exceeded); null when healthy */
+  degraded: string | null = null;
   private readonly processors = new Map<number, Processor>();
   private readonly pendingRestarts = new Map<number, NodeJS.Timeout>();
   private target: number;
@@ -164,9 +168,8 @@ export class ProcessorGroup {
     const delayMs = this.policy.onFailure(Date.now());
     if (delayMs === null) {
       const { maxRestarts, restartWindowMs } = this.config.supervision;
-      this.events.onGiveUp(
-        `group port ${this.group.port}: more than ${maxRestarts} processor restarts within ${restartWindowMs} ms (last: slot ${slot} ${why})`,
-      );
+      this.degraded = `group port ${this.group.port}: more than ${maxRestarts} processor restarts within ${restartWindowMs} ms (last: slot ${slot} ${why})`;
+      this.events.onGiveUp(this.degraded);
       return;
     }
     this.log('warn', 'processor failed; restarting', { port: this.group.port, slot, why, restartInMs: delayMs });
@@ -248,6 +251,26 @@ export class ProcessorGroup {
     }
   }
 
+  /** Tries a degraded group again: a fresh restart budget, and every missing processor started. */
+  async retry(): Promise<void> {
+    if (this.stopping) return;
+    this.degraded = null;
+    this.policy = new RestartPolicy(this.config.supervision);
+    const starting: Promise<void>[] = [];
+    for (let slot = 0; slot < this.target; slot++) {
+      if (!this.processors.has(slot) && !this.pendingRestarts.has(slot)) starting.push(this.spawn(slot).ready);
+    }
+    await Promise.allSettled(starting);
+    this.log('info', 'degraded group retried', { port: this.group.port, running: this.processors.size, target: this.target });
+  }
+
+  /** Processors currently serving. */
+  get alive(): number {
+    let n = 0;
+    for (const p of this.processors.values()) if (p.state === 'running') n++;
+    return n;
+  }
+
   /** Sends a fault to one processor (tests only; the supervisor checks the config). */
   inject(slot: number, fault: 'crash' | 'hang'): boolean {
     const p = this.processors.get(slot);
@@ -283,6 +306,7 @@ export class ProcessorGroup {
       processorsTarget: this.target,
       restarts: this.restarts,
       restartsInWindow: this.policy.recent(nowMs),
+      degraded: this.degraded,
       processors,
     };
   }

@@ -10,6 +10,11 @@ export interface Logger {
 export function jsonLogger(daemon: string, write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
   return (level, msg, fields) => {
     const entry = { time: new Date().toISOString(), level, daemon, msg, ...fields };
-    write(JSON.stringify(entry, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+    write(JSON.stringify(entry, jsonReplacer) + '\n');
   };
+}
+
+/** JSON.stringify replacer: bigints (timestamps) become decimal strings. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
 }

@@ -5,7 +5,7 @@
 
 import { ConfigError, daemonById, loadConfig } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
-import { jsonLogger } from './log.ts';
+import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
 
 export const ExitCode = { STOPPED: 0, START_FAILED: 1, GAVE_UP: 70 } as const;
@@ -70,7 +70,7 @@ if (process.send) {
 /** `resize` takes "PORT:COUNT"; `restart-processors` takes "PORT". */
 async function pm2Action(action: string, param: string): Promise<unknown> {
   try {
-    if (action === 'status') return supervisor.status();
+    if (action === 'status') return JSON.parse(JSON.stringify(supervisor.status(), jsonReplacer));
     if (action === 'resize') {
       const m = /^(\d+):(\d+)$/.exec(param.trim());
       if (!m) return { ok: false, error: 'resize takes PORT:COUNT, e.g. pm2 trigger kv-0 resize 7390:4' };

@@ -7,7 +7,8 @@ import type { Server } from 'node:net';
 import type { Config, DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
-import { ProcessorGroup, type GroupStatus } from './group.ts';
+import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
+import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
 import type { Logger } from './log.ts';
 
@@ -16,6 +17,8 @@ export interface DaemonStatus {
   pid: number;
   uptimeMs: number;
   groups: Array<GroupStatus & { storeBytes: number }>;
+  /** this daemon's view of the cluster (the leader's view has every daemon); absent for a lone daemon */
+  cluster?: ReturnType<ClusterMember['view']>;
 }
 
 export interface SupervisorEvents {
@@ -37,6 +40,7 @@ export class Supervisor {
   private watch: NodeJS.Timeout | undefined;
   private readonly startedAtMs = Date.now();
   private stopped: Promise<void> | undefined;
+  private member: ClusterMember | undefined;
 
   constructor(config: Config, daemon: DaemonConfig, log: Logger, events: SupervisorEvents) {
     this.config = config;
@@ -57,13 +61,34 @@ export class Supervisor {
         store.close();
       }
     }
+    const clustered = this.config.daemons.length > 1;
+    const groupEvents: GroupEvents = {
+      onShutdownRequested: (from) => this.events.onShutdownRequested(from),
+      // a lone daemon exits so pm2 restarts it; a cluster member stays up, degraded, and the leader asks it to retry
+      onGiveUp: clustered
+        ? (reason) => this.log('error', 'group degraded: restart intensity exceeded; waiting for the leader to ask for a retry', { reason })
+        : (reason) => this.events.onGiveUp(reason),
+      onKeyMiss: clustered ? (key) => this.member?.keyMiss(key) ?? Promise.resolve() : undefined,
+    };
     for (const g of this.daemon.groups) {
-      const group = new ProcessorGroup(this.config, this.daemon, g, this.clock.buffer, this.log, this.events);
+      const group = new ProcessorGroup(this.config, this.daemon, g, this.clock.buffer, this.log, groupEvents);
       this.groups.push(group);
       this.storeBytes.set(g.port, () => fileBytes(g.dbFile));
     }
     try {
       await Promise.all(this.groups.map((g) => g.start()));
+      if (clustered) {
+        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.log, {
+          health: () => ({
+            processorsAlive: this.groups.reduce((n, g) => n + g.alive, 0),
+            restarts: this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
+            degradedGroups: this.groups.filter((g) => g.degraded).map((g) => String(g.group.port)),
+          }),
+          retryGroups: (ports) => {
+            for (const g of this.groups) if (g.degraded && ports.includes(String(g.group.port))) void g.retry();
+          },
+        });
+      }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
     } catch (e) {
       await this.stop();
@@ -112,6 +137,7 @@ export class Supervisor {
       pid: process.pid,
       uptimeMs: now - this.startedAtMs,
       groups: this.groups.map((g) => ({ ...g.status(now), storeBytes: this.storeBytes.get(g.group.port)!() })),
+      ...(this.member ? { cluster: this.member.view() } : {}),
     };
   }
 
@@ -120,6 +146,7 @@ export class Supervisor {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      await this.member?.stop();
       await Promise.all(this.groups.map((g) => g.stop()));
       this.log('info', 'daemon stopped');
     })();

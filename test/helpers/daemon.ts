@@ -83,9 +83,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
 }
 
 /** Starts a daemon process on an existing config (e.g. to restart one after kill -9). */
-export function launch(w: { dataDir: string; configFile: string; ports: number[]; adminPort: number; dbFiles: string[] }): Promise<RunningDaemon> {
+export function launch(
+  w: { dataDir: string; configFile: string; ports: number[]; adminPort: number; dbFiles: string[] },
+  daemonId = 'test',
+  env: Record<string, string> = {},
+): Promise<RunningDaemon> {
   const child = fork(MAIN, [], {
-    env: { ...process.env, KV_CONFIG: w.configFile, KV_DAEMON_ID: 'test' },
+    env: { ...process.env, KV_CONFIG: w.configFile, KV_DAEMON_ID: daemonId, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let out = '';

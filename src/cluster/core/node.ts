@@ -1,0 +1,156 @@
+// ClusterNode: one daemon's cluster core — election, replication and the
+// leader's cluster view behind one small API. Pure: no I/O, no timers, no
+// clock reads. The shell calls it with the time, feeds it decoded peer
+// messages and carries out each returned Output:
+//
+//   1. write `persist` (term, vote) durably, if present;
+//   2. only then send `messages` (a vote must never leave before it is stored);
+//   3. act on `events`.
+//
+// Data goes through the Replica given at construction (durable on return).
+
+import { Election } from './election.ts';
+import { REQUEST_TYPES, type Message } from './messages.ts';
+import { Monitor, type ClusterView } from './monitor.ts';
+import { Outbox, type Output } from './outbox.ts';
+import { Replication } from './replication.ts';
+import { defaultCoreSettings, type CoreSettings, type DaemonStatus, type HardState, type NodeId, type Replica, type Role } from './types.ts';
+
+export interface ClusterNodeOptions {
+  self: NodeId;
+  /** every daemon of the cluster, self included (static membership) */
+  members: readonly NodeId[];
+  hardState: HardState;
+  replica: Replica;
+  settings?: Partial<CoreSettings>;
+  /** uniform in [0, 1): election timeouts and request-id starts */
+  random: () => number;
+  /** the daemon's wall clock in ms, only for clock-offset estimates */
+  wallClockMs: () => number;
+  /** the clock of tick/receive at construction (monotonic ms) */
+  nowMs: number;
+}
+
+const VOTING_TYPES = new Set<Message['type']>(['preVote', 'preVoteReply', 'vote', 'voteReply']);
+
+export class ClusterNode {
+  readonly self: NodeId;
+  readonly peers: readonly NodeId[];
+  readonly settings: Readonly<CoreSettings>;
+  private readonly election: Election;
+  private readonly replication: Replication;
+  private readonly monitor: Monitor;
+  private readonly replica: Replica;
+  private readonly wallClockMs: () => number;
+  private status: DaemonStatus | null = null;
+
+  constructor(options: ClusterNodeOptions) {
+    const settings = Object.freeze({ ...defaultCoreSettings, ...options.settings });
+    if (settings.electionTimeoutMinMs > settings.electionTimeoutMaxMs) throw new RangeError('electionTimeoutMinMs must be <= electionTimeoutMaxMs');
+    if (!options.members.includes(options.self)) throw new RangeError(`members must include self (${options.self})`);
+    if (new Set(options.members).size !== options.members.length) throw new RangeError('members must be distinct');
+    this.self = options.self;
+    this.peers = options.members.filter((m) => m !== options.self);
+    this.settings = settings;
+    this.wallClockMs = options.wallClockMs;
+    this.election = new Election(this.self, this.peers, settings, options.hardState, options.random, options.nowMs);
+    this.replication = new Replication(this.self, this.peers, settings, options.replica, options.random, options.nowMs);
+    this.monitor = new Monitor(this.peers, settings);
+    this.replica = options.replica;
+  }
+
+  get role(): Role {
+    return this.election.role;
+  }
+
+  get term(): number {
+    return this.election.term;
+  }
+
+  get leaderId(): NodeId | null {
+    return this.election.leaderId;
+  }
+
+  get hardState(): HardState {
+    return this.election.hardState();
+  }
+
+  /** Call every few ms (well below heartbeatIntervalMs). */
+  tick(nowMs: number): Output {
+    const out = this.outbox();
+    this.election.tick(nowMs, out);
+    this.replication.tick(nowMs, out, this.election);
+    if (this.status && this.role === 'leader') this.monitor.selfStatus(this.status, nowMs, out);
+    return out.out;
+  }
+
+  /** A decoded message from authenticated peer `from`. Messages whose `from` disagrees, or from strangers, are dropped. */
+  receive(from: NodeId, msg: Message, nowMs: number): Output {
+    const out = this.outbox();
+    if (msg.from !== from || !this.peers.includes(from)) return out.out;
+    if (VOTING_TYPES.has(msg.type)) {
+      this.election.receiveVoting(msg, nowMs, out);
+      return out.out;
+    }
+    if (!this.election.observeTerm(msg, nowMs, out, REQUEST_TYPES.has(msg.type))) return out.out;
+    this.election.heardFrom(from, nowMs);
+    this.monitor.heard(from, msg.term, nowMs);
+    switch (msg.type) {
+      case 'heartbeat':
+        this.election.receiveHeartbeat(msg, nowMs, out);
+        out.send(from, {
+          type: 'heartbeatReply',
+          echoSentAtMs: msg.sentAtMs,
+          wallClockMs: this.wallClockMs(),
+          status: this.status ?? emptyStatus(),
+        });
+        break;
+      case 'heartbeatReply':
+        if (this.role === 'leader') this.monitor.heartbeatReply(msg, nowMs, this.wallClockMs(), out);
+        break;
+      case 'retryGroups':
+        if (from === this.leaderId) out.event({ type: 'retryGroups', groups: msg.groups });
+        break;
+      default:
+        this.replication.receive(from, msg, nowMs, out, this.election);
+    }
+    return out.out;
+  }
+
+  /** The shell committed local writes: peers are told to pull now (call once per commit batch). */
+  localWrite(): Output {
+    const out = this.outbox();
+    this.replication.localWrite(out);
+    return out.out;
+  }
+
+  /**
+   * A local GET missed `key`. A keyFetched event with `reqId` follows (in this
+   * or a later Output): the entry after applying what was found (value null =
+   * deleted), or null when nobody has it, on timeout or when the queue is full.
+   */
+  keyMiss(key: string, reqId: string, nowMs: number): Output {
+    const out = this.outbox();
+    this.replication.keyMiss(key, reqId, nowMs, out, this.election);
+    return out.out;
+  }
+
+  /** The shell's latest health record; sent to the leader with every heartbeat reply. */
+  setStatus(status: DaemonStatus): void {
+    this.status = status;
+  }
+
+  view(nowMs: number): ClusterView {
+    return this.monitor.view(this.self, this.role, this.term, this.leaderId, nowMs, this.status, (peer) =>
+      this.replica.pendingChanges(this.replication.ackedCursors.get(peer) ?? null),
+    );
+  }
+
+  private outbox(): Outbox {
+    return new Outbox(this.self, () => this.election.term);
+  }
+}
+
+function emptyStatus(): DaemonStatus {
+  return { processorsAlive: 0, restarts: 0, degradedGroups: [], keyCount: 0, streamId: '', lastWriteTs: 0n };
+}

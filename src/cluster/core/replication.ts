@@ -1,0 +1,320 @@
+// Replication between replicas: pull-based full mesh, tombstone purge,
+// leader-driven anti-entropy and key-miss lookups.
+//
+// - Every node pulls every peer's change stream (Pull{cursor} → Changes), at
+//   least every pullIntervalMs and at once after a Notify. The applied entries
+//   and the new cursor are stored in one Replica.apply call (durable together).
+// - A Pull tells the served node how far the puller has durably read its
+//   stream; once every peer is past a tombstone, it is purged.
+// - Fence: data only arrives as the answer to one of this node's requests.
+//   Request ids grow within an incarnation (random start per incarnation), and
+//   a purge voids every request issued before it: an answer built before a
+//   peer had the tombstone can then never resurrect the purged key.
+// - Anti-entropy (leader): compare bucket digests with each follower; for
+//   differing buckets both sides fetch the other's rows (LWW apply).
+// - Key miss: ask the leader; the leader answers from its replica or asks the
+//   followers. One query per key, at most maxPendingKeyFetches at once.
+
+import type { Message } from './messages.ts';
+import type { Outbox } from './outbox.ts';
+import type { CoreSettings, Entry, NodeId, Replica } from './types.ts';
+
+/** Most waiters (local or remote) one key query carries; more are answered null at once. */
+const MAX_WAITERS_PER_QUERY = 256;
+/** Most bucket fetches in flight at once. */
+const MAX_BUCKET_REQUESTS = 1024;
+
+interface PullState {
+  /** reqId of the pull in flight, or null */
+  outstanding: number | null;
+  sentAtMs: number;
+  nextAtMs: number;
+  /** a Notify arrived while a pull was in flight: pull again right after */
+  again: boolean;
+}
+
+interface KeyQuery {
+  key: string;
+  reqId: number;
+  /** peers whose answer is awaited */
+  awaiting: Set<NodeId>;
+  localWaiters: string[];
+  remoteWaiters: { peer: NodeId; reqId: number }[];
+  deadlineMs: number;
+}
+
+interface BucketFetch {
+  peer: NodeId;
+  bucket: number;
+  buckets: number;
+  atMs: number;
+}
+
+/** What replication needs to know about the election. */
+export interface LeadershipView {
+  readonly role: string;
+  readonly leaderId: NodeId | null;
+}
+
+export class Replication {
+  private readonly self: NodeId;
+  private readonly peers: readonly NodeId[];
+  private readonly settings: CoreSettings;
+  private readonly replica: Replica;
+  private lastReqId: number;
+  /** answers to requests with reqId <= fenceReqId are refused (issued before the last purge) */
+  private fenceReqId: number;
+  private readonly pulls = new Map<NodeId, PullState>();
+  /** how far each peer has read this node's stream (volatile: learned from its pulls) */
+  readonly ackedCursors = new Map<NodeId, string | null>();
+  private nextPurgeAtMs: number;
+  private nextAntiEntropyAtMs: number;
+  private readonly digestRequests = new Map<number, { peer: NodeId; atMs: number }>();
+  private readonly bucketFetches = new Map<number, BucketFetch>();
+  private readonly queriesByKey = new Map<string, KeyQuery>();
+  private readonly queriesByReq = new Map<number, KeyQuery>();
+
+  constructor(self: NodeId, peers: readonly NodeId[], settings: CoreSettings, replica: Replica, random: () => number, nowMs: number) {
+    this.self = self;
+    this.peers = peers;
+    this.settings = settings;
+    this.replica = replica;
+    // A fresh random start per incarnation: answers to a previous incarnation's requests never match.
+    this.lastReqId = Math.floor(random() * 2 ** 51);
+    this.fenceReqId = this.lastReqId;
+    for (const p of peers) this.pulls.set(p, { outstanding: null, sentAtMs: 0, nextAtMs: nowMs, again: false });
+    this.nextPurgeAtMs = nowMs + settings.purgeIntervalMs;
+    this.nextAntiEntropyAtMs = nowMs + settings.antiEntropyIntervalMs;
+  }
+
+  get pendingKeyFetches(): number {
+    return this.queriesByKey.size;
+  }
+
+  tick(nowMs: number, out: Outbox, leadership: LeadershipView): void {
+    for (const [peer, p] of this.pulls) {
+      const timedOut = p.outstanding !== null && nowMs - p.sentAtMs >= this.settings.pullTimeoutMs;
+      if ((p.outstanding === null && nowMs >= p.nextAtMs) || timedOut) this.sendPull(peer, nowMs, out);
+    }
+    if (nowMs >= this.nextPurgeAtMs) {
+      this.nextPurgeAtMs = nowMs + this.settings.purgeIntervalMs;
+      this.purge(nowMs, out);
+    }
+    for (const q of this.queriesByKey.values()) if (nowMs >= q.deadlineMs) this.complete(q, null, out);
+    if (leadership.role === 'leader' && nowMs >= this.nextAntiEntropyAtMs) {
+      this.nextAntiEntropyAtMs = nowMs + this.settings.antiEntropyIntervalMs;
+      this.startAntiEntropy(nowMs, out);
+    }
+  }
+
+  /** The shell committed local writes: tell every peer to pull. */
+  localWrite(out: Outbox): void {
+    for (const p of this.peers) out.send(p, { type: 'notify' });
+  }
+
+  /** A local read missed `key`; `reqId` (the shell's) is reported in a keyFetched event. */
+  keyMiss(key: string, reqId: string, nowMs: number, out: Outbox, leadership: LeadershipView): void {
+    const existing = this.queriesByKey.get(key);
+    if (existing) {
+      if (existing.localWaiters.length + existing.remoteWaiters.length >= MAX_WAITERS_PER_QUERY) {
+        out.event({ type: 'keyFetched', reqId, key, entry: null });
+      } else {
+        existing.localWaiters.push(reqId);
+      }
+      return;
+    }
+    const askees = this.askeesFor(leadership, null);
+    if (askees.length === 0 || this.queriesByKey.size >= this.settings.maxPendingKeyFetches) {
+      out.event({ type: 'keyFetched', reqId, key, entry: null });
+      return;
+    }
+    this.startQuery(key, askees, nowMs, out).localWaiters.push(reqId);
+  }
+
+  /** Replication messages of the current term (after the election's term rules). */
+  receive(from: NodeId, msg: Message, nowMs: number, out: Outbox, leadership: LeadershipView): void {
+    switch (msg.type) {
+      case 'notify': {
+        const p = this.pulls.get(from);
+        if (!p) return;
+        if (p.outstanding === null) this.sendPull(from, nowMs, out);
+        else p.again = true;
+        return;
+      }
+      case 'pull': {
+        this.ackedCursors.set(from, msg.cursor);
+        const page = this.replica.changesSince(msg.cursor, this.settings.maxEntriesPerMessage);
+        out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more });
+        return;
+      }
+      case 'changes': {
+        const p = this.pulls.get(from);
+        if (!p || p.outstanding !== msg.reqId || !this.accepts(msg.reqId)) return;
+        this.replica.apply(msg.entries, { peer: from, cursor: msg.cursor });
+        p.outstanding = null;
+        if (msg.more || p.again) this.sendPull(from, nowMs, out);
+        else p.nextAtMs = nowMs + this.settings.pullIntervalMs;
+        return;
+      }
+      case 'whoHas':
+        this.answerWhoHas(from, msg.reqId, msg.key, nowMs, out, leadership);
+        return;
+      case 'hasKey': {
+        const q = this.queriesByReq.get(msg.reqId);
+        if (!q || q.key !== msg.key || !q.awaiting.has(from) || !this.accepts(msg.reqId)) return;
+        if (msg.entry !== null) {
+          this.replica.apply([msg.entry]);
+          this.complete(q, this.replica.get(q.key) ?? msg.entry, out);
+          return;
+        }
+        q.awaiting.delete(from);
+        if (q.awaiting.size === 0) this.complete(q, null, out);
+        return;
+      }
+      case 'digestRequest':
+        out.send(from, { type: 'digests', reqId: msg.reqId, digests: this.replica.bucketDigests(msg.buckets) });
+        return;
+      case 'digests': {
+        const req = this.digestRequests.get(msg.reqId);
+        if (!req || req.peer !== from) return;
+        this.digestRequests.delete(msg.reqId);
+        const buckets = this.settings.antiEntropyBuckets;
+        if (msg.digests.length !== buckets) return;
+        const mine = this.replica.bucketDigests(buckets);
+        const differing: number[] = [];
+        for (let b = 0; b < buckets && differing.length < this.settings.maxRepairBucketsPerRound; b++) {
+          if (mine[b] !== msg.digests[b]) differing.push(b);
+        }
+        if (differing.length === 0) return;
+        for (const b of differing) this.fetchBucket(from, b, buckets, null, nowMs, out);
+        out.send(from, { type: 'repairHint', buckets, bucketList: differing });
+        return;
+      }
+      case 'repairHint':
+        for (const b of msg.bucketList.slice(0, this.settings.maxRepairBucketsPerRound)) this.fetchBucket(from, b, msg.buckets, null, nowMs, out);
+        return;
+      case 'bucketRequest': {
+        const page = this.replica.entriesInBucket(msg.bucket, msg.buckets, msg.afterKey, this.settings.maxEntriesPerMessage);
+        out.send(from, { type: 'bucketEntries', reqId: msg.reqId, entries: page.entries, more: page.more });
+        return;
+      }
+      case 'bucketEntries': {
+        const f = this.bucketFetches.get(msg.reqId);
+        if (!f || f.peer !== from) return;
+        this.bucketFetches.delete(msg.reqId);
+        if (!this.accepts(msg.reqId)) return;
+        this.replica.apply(msg.entries);
+        if (msg.more && msg.entries.length > 0) this.fetchBucket(from, f.bucket, f.buckets, msg.entries[msg.entries.length - 1].key, nowMs, out);
+        return;
+      }
+      case 'stale': {
+        // The peer refused our pull as stale; our term is now up to date, so pull again soon.
+        const p = this.pulls.get(from);
+        if (p) p.outstanding = null;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private nextReqId(): number {
+    this.lastReqId += 1;
+    return this.lastReqId;
+  }
+
+  private accepts(reqId: number): boolean {
+    return reqId > this.fenceReqId;
+  }
+
+  private sendPull(peer: NodeId, nowMs: number, out: Outbox): void {
+    const p = this.pulls.get(peer)!;
+    p.outstanding = this.nextReqId();
+    p.sentAtMs = nowMs;
+    p.again = false;
+    out.send(peer, { type: 'pull', reqId: p.outstanding, cursor: this.replica.cursorFor(peer) });
+  }
+
+  private purge(nowMs: number, out: Outbox): void {
+    const acked = this.peers.map((p) => this.ackedCursors.get(p) ?? null);
+    if (acked.includes(null)) return;
+    const purged = this.replica.purgeTombstones(acked);
+    if (purged === 0) return;
+    out.event({ type: 'purged', tombstones: purged });
+    // Void every request issued so far; pulls and key queries are sent again.
+    this.fenceReqId = this.lastReqId;
+    this.bucketFetches.clear();
+    for (const [peer, p] of this.pulls) if (p.outstanding !== null) this.sendPull(peer, nowMs, out);
+    for (const q of [...this.queriesByKey.values()]) {
+      this.queriesByReq.delete(q.reqId);
+      q.reqId = this.nextReqId();
+      this.queriesByReq.set(q.reqId, q);
+      for (const p of q.awaiting) out.send(p, { type: 'whoHas', reqId: q.reqId, key: q.key });
+    }
+  }
+
+  /** Who to ask about a key: the leader, or (on the leader) every follower but the asker. */
+  private askeesFor(leadership: LeadershipView, asker: NodeId | null): NodeId[] {
+    if (leadership.role === 'leader') return this.peers.filter((p) => p !== asker);
+    return leadership.leaderId !== null && leadership.leaderId !== this.self ? [leadership.leaderId] : [];
+  }
+
+  private startQuery(key: string, askees: NodeId[], nowMs: number, out: Outbox): KeyQuery {
+    const q: KeyQuery = {
+      key,
+      reqId: this.nextReqId(),
+      awaiting: new Set(askees),
+      localWaiters: [],
+      remoteWaiters: [],
+      deadlineMs: nowMs + this.settings.keyFetchTimeoutMs,
+    };
+    this.queriesByKey.set(key, q);
+    this.queriesByReq.set(q.reqId, q);
+    for (const p of askees) out.send(p, { type: 'whoHas', reqId: q.reqId, key });
+    return q;
+  }
+
+  private answerWhoHas(from: NodeId, reqId: number, key: string, nowMs: number, out: Outbox, leadership: LeadershipView): void {
+    const held = this.replica.get(key);
+    if (held || leadership.role !== 'leader') {
+      out.send(from, { type: 'hasKey', reqId, key, entry: held ?? null });
+      return;
+    }
+    const existing = this.queriesByKey.get(key);
+    if (existing && existing.localWaiters.length + existing.remoteWaiters.length < MAX_WAITERS_PER_QUERY) {
+      existing.remoteWaiters.push({ peer: from, reqId });
+      return;
+    }
+    const askees = this.askeesFor(leadership, from);
+    if (existing || askees.length === 0 || this.queriesByKey.size >= this.settings.maxPendingKeyFetches) {
+      out.send(from, { type: 'hasKey', reqId, key, entry: null });
+      return;
+    }
+    this.startQuery(key, askees, nowMs, out).remoteWaiters.push({ peer: from, reqId });
+  }
+
+  private complete(q: KeyQuery, entry: Entry | null, out: Outbox): void {
+    this.queriesByKey.delete(q.key);
+    this.queriesByReq.delete(q.reqId);
+    for (const reqId of q.localWaiters) out.event({ type: 'keyFetched', reqId, key: q.key, entry });
+    for (const w of q.remoteWaiters) out.send(w.peer, { type: 'hasKey', reqId: w.reqId, key: q.key, entry });
+  }
+
+  private startAntiEntropy(nowMs: number, out: Outbox): void {
+    const staleBeforeMs = nowMs - this.settings.antiEntropyIntervalMs;
+    for (const [id, r] of this.digestRequests) if (r.atMs < staleBeforeMs) this.digestRequests.delete(id);
+    for (const [id, f] of this.bucketFetches) if (f.atMs < staleBeforeMs) this.bucketFetches.delete(id);
+    for (const p of this.peers) {
+      const reqId = this.nextReqId();
+      this.digestRequests.set(reqId, { peer: p, atMs: nowMs });
+      out.send(p, { type: 'digestRequest', reqId, buckets: this.settings.antiEntropyBuckets });
+    }
+  }
+
+  private fetchBucket(peer: NodeId, bucket: number, buckets: number, afterKey: string | null, nowMs: number, out: Outbox): void {
+    if (this.bucketFetches.size >= MAX_BUCKET_REQUESTS) return;
+    const reqId = this.nextReqId();
+    this.bucketFetches.set(reqId, { peer, bucket, buckets, atMs: nowMs });
+    out.send(peer, { type: 'bucketRequest', reqId, bucket, buckets, afterKey });
+  }
+}

@@ -1,0 +1,177 @@
+// Shared types of the pure cluster core: ids, versions, entries, the Replica
+// port the core reads and writes data through, the hard state the shell must
+// persist, the events the core reports and the core's settings.
+
+/** A daemon id from the config (`daemons[].id`). */
+export type NodeId = string;
+
+/** A version: hybrid logical clock timestamp (µs) with the origin daemon's index as tie-break. */
+export interface Version {
+  ts: bigint;
+  origin: number;
+}
+
+/** One key as replication sees it: a live value or a tombstone (value null), with its version. */
+export interface Entry {
+  key: string;
+  /** null = tombstone (the key was deleted at this version) */
+  value: Uint8Array | null;
+  ts: bigint;
+  origin: number;
+}
+
+/** >0 when a is newer: higher timestamp wins, equal timestamps → higher origin wins. */
+export function compareVersions(a: Version, b: Version): number {
+  if (a.ts !== b.ts) return a.ts > b.ts ? 1 : -1;
+  return a.origin - b.origin;
+}
+
+/** A page of a replica's change stream. */
+export interface ChangePage {
+  entries: Entry[];
+  /** where the reader is after these entries; opaque, made by the serving Replica */
+  cursor: string;
+  /** true when more changes follow right away */
+  more: boolean;
+}
+
+/**
+ * The data a daemon holds, as the core sees it. Synchronous: SQLite in the
+ * daemon, an in-memory map in the simulator. Every method is durable when it
+ * returns (the shell's implementation commits before returning).
+ */
+export interface Replica {
+  /** The row for key, tombstone included; undefined when the key was never seen (or purged). */
+  get(key: string): Entry | undefined;
+  /**
+   * Changes of this replica's own stream after `cursor` (null = from the
+   * beginning), at most `limit`. A cursor from another stream (the file was
+   * recreated) or one that cannot be parsed restarts from the beginning, so
+   * the reader gets a full copy. Each key appears once, at its latest version.
+   */
+  changesSince(cursor: string | null, limit: number): ChangePage;
+  /**
+   * Last-writer-wins apply: stores each entry whose version is newer than the
+   * held one (tombstones are versions; a version never goes down). With
+   * `source`, records in the same transaction that this replica has read
+   * `source.peer`'s stream up to `source.cursor`. Returns how many were stored.
+   */
+  apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number;
+  /** The persisted read position in `peer`'s stream (null = nothing read yet). */
+  cursorFor(peer: NodeId): string | null;
+  /**
+   * Removes tombstones of this replica's own stream that every cursor in
+   * `ackedCursors` is past. A null or foreign-stream cursor is past nothing,
+   * so nothing is purged. Returns how many were removed.
+   */
+  purgeTombstones(ackedCursors: (string | null)[]): number;
+  /** How many changes of this replica's stream lie after `cursor` (lag of the reader). */
+  pendingChanges(cursor: string | null): number;
+  /**
+   * One 32-bit digest per key-hash bucket (bucketOf(key, buckets)), over the
+   * LIVE rows only (key, ts, origin): tombstones do not count, so a purged
+   * tombstone does not make two replicas differ.
+   */
+  bucketDigests(buckets: number): number[];
+  /** Rows (tombstones included) of one bucket, by key order, after `afterKey`, at most `limit`. */
+  entriesInBucket(bucket: number, buckets: number, afterKey: string | null, limit: number): { entries: Entry[]; more: boolean };
+}
+
+/** What the shell must write durably BEFORE it sends the messages of the same output. */
+export interface HardState {
+  term: number;
+  votedFor: NodeId | null;
+}
+
+export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
+
+/** A daemon's own health, given by the shell (setStatus) and carried to the leader in heartbeat replies. */
+export interface DaemonStatus {
+  processorsAlive: number;
+  restarts: number;
+  /** groups (e.g. client ports as strings) whose supervisor gave up */
+  degradedGroups: string[];
+  keyCount: number;
+  /** identity of the daemon's change stream (changes when its data file is recreated) */
+  streamId: string;
+  /** highest timestamp written locally, µs */
+  lastWriteTs: bigint;
+}
+
+export type ClusterEvent =
+  | { type: 'role'; role: Role; term: number; leaderId: NodeId | null }
+  | { type: 'clockSkew'; peer: NodeId; offsetMs: number }
+  | { type: 'keyFetched'; reqId: string; key: string; entry: Entry | null }
+  | { type: 'retryGroups'; groups: string[] }
+  | { type: 'purged'; tombstones: number };
+
+/** Settings of the core; every duration in ms of the clock given to tick/receive. */
+export interface CoreSettings {
+  heartbeatIntervalMs: number;
+  electionTimeoutMinMs: number;
+  electionTimeoutMaxMs: number;
+  pullIntervalMs: number;
+  /** a pull without an answer for this long is sent again */
+  pullTimeoutMs: number;
+  antiEntropyIntervalMs: number;
+  /** number of key-hash buckets compared by anti-entropy */
+  antiEntropyBuckets: number;
+  /** most differing buckets repaired per follower per anti-entropy round */
+  maxRepairBucketsPerRound: number;
+  /** the node tries to purge acknowledged tombstones this often */
+  purgeIntervalMs: number;
+  maxClockSkewMs: number;
+  /** a key fetch without an answer by then reports null */
+  keyFetchTimeoutMs: number;
+  maxPendingKeyFetches: number;
+  /** most entries in one Changes / BucketEntries message */
+  maxEntriesPerMessage: number;
+  /** first wait before asking a degraded daemon to retry its groups; doubles up to the max */
+  retryGroupsBackoffInitialMs: number;
+  retryGroupsBackoffMaxMs: number;
+}
+
+export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
+  heartbeatIntervalMs: 50,
+  electionTimeoutMinMs: 300,
+  electionTimeoutMaxMs: 600,
+  pullIntervalMs: 250,
+  pullTimeoutMs: 1_000,
+  antiEntropyIntervalMs: 10_000,
+  antiEntropyBuckets: 256,
+  maxRepairBucketsPerRound: 16,
+  purgeIntervalMs: 5_000,
+  maxClockSkewMs: 500,
+  keyFetchTimeoutMs: 500,
+  maxPendingKeyFetches: 1024,
+  maxEntriesPerMessage: 512,
+  retryGroupsBackoffInitialMs: 1_000,
+  retryGroupsBackoffMaxMs: 60_000,
+});
+
+/** FNV-1a 32-bit over the UTF-16 code units of s (keys are ASCII in practice). */
+export function fnv1a(s: string, h = 0x811c9dc5): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The anti-entropy bucket of a key. */
+export function bucketOf(key: string, buckets: number): number {
+  return fnv1a(key) % buckets;
+}
+
+/** The digest contribution of one live row; a bucket's digest is the XOR of its rows'. */
+export function rowHash(key: string, ts: bigint, origin: number): number {
+  return fnv1a(`${key}\u0000${ts}\u0000${origin}`);
+}
+
+/** Thrown when the core finds its own state impossible: stop loudly rather than corrupt data. */
+export class InvariantError extends Error {
+  constructor(what: string) {
+    super(`cluster core invariant violated: ${what}`);
+    this.name = 'InvariantError';
+  }
+}

@@ -1,0 +1,254 @@
+// The cluster shell of one daemon: carries out what the pure core decides.
+// It owns the peer transport, the election hard-state file, a store
+// connection for replication, the background-job pool and the timers, and
+// turns core outputs into fsyncs, messages and supervisor actions.
+
+import type { Config, DaemonConfig } from '../config/config.ts';
+import type { Logger } from '../supervisor/log.ts';
+import type { SharedClock } from '../store/clock.ts';
+import { Store } from '../store/store.ts';
+import { ClusterNode, decodeMessage, defaultCodecLimits, encodeMessage, type ClusterView, type Output } from './core/index.ts';
+import { HardStateFile } from './hard-state.ts';
+import { BackgroundJobs } from './jobs/pool.ts';
+import { SqliteReplica } from './sqlite-replica.ts';
+import { PeerTransport, loadOrCreateSecret, parseSecret } from './transport/index.ts';
+
+/** What the cluster needs from the daemon's supervisor. */
+export interface MemberHooks {
+  health(): { processorsAlive: number; restarts: number; degradedGroups: string[] };
+  /** the leader asks to try the given groups (client ports) again */
+  retryGroups(groups: string[]): void;
+}
+
+/** The core is stepped this often; local commits are noticed within one step. */
+const STEP_MS = 5;
+/** Key counts (a full count) are refreshed this often for the status. */
+const KEY_COUNT_EVERY_MS = 2_000;
+
+export class ClusterMember {
+  private readonly node: ClusterNode;
+  private readonly transport: PeerTransport;
+  private readonly store: Store;
+  private readonly replica: SqliteReplica;
+  private readonly hardState: HardStateFile;
+  private readonly jobs: BackgroundJobs;
+  private readonly log: Logger;
+  private readonly hooks: MemberHooks;
+  private readonly config: Config;
+  private readonly daemon: DaemonConfig;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly fetches = new Map<string, () => void>();
+  private nextFetchId = 0;
+  private dataVersion = 0;
+  private keyCount = 0;
+  private stopped: Promise<void> | undefined;
+
+  private constructor(parts: {
+    config: Config;
+    daemon: DaemonConfig;
+    log: Logger;
+    hooks: MemberHooks;
+    node: ClusterNode;
+    transport: PeerTransport;
+    store: Store;
+    replica: SqliteReplica;
+    hardState: HardStateFile;
+    jobs: BackgroundJobs;
+  }) {
+    this.config = parts.config;
+    this.daemon = parts.daemon;
+    this.log = parts.log;
+    this.hooks = parts.hooks;
+    this.node = parts.node;
+    this.transport = parts.transport;
+    this.store = parts.store;
+    this.replica = parts.replica;
+    this.hardState = parts.hardState;
+    this.jobs = parts.jobs;
+  }
+
+  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
+    const c = config.cluster;
+    const secret = loadSecret(config, log);
+    const origin = config.daemons.indexOf(daemon);
+    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin });
+    const hardState = HardStateFile.open(daemon.stateFile);
+    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: c.antiEntropyIntervalMs });
+    const node = new ClusterNode({
+      self: daemon.id,
+      members: config.daemons.map((d) => d.id),
+      hardState: hardState.load(),
+      replica,
+      settings: {
+        heartbeatIntervalMs: c.heartbeatIntervalMs,
+        electionTimeoutMinMs: c.electionTimeoutMinMs,
+        electionTimeoutMaxMs: c.electionTimeoutMaxMs,
+        pullIntervalMs: c.pullIntervalMs,
+        antiEntropyIntervalMs: c.antiEntropyIntervalMs,
+        maxClockSkewMs: c.maxClockSkewMs,
+        keyFetchTimeoutMs: c.readThroughTimeoutMs,
+        maxPendingKeyFetches: c.maxPendingKeyFetches,
+      },
+      random: Math.random,
+      wallClockMs: Date.now,
+      nowMs: performance.now(),
+    });
+    const transport = new PeerTransport({
+      selfId: daemon.id,
+      host: daemon.host,
+      port: daemon.peerPort,
+      peers: config.daemons.filter((d) => d !== daemon).map((d) => ({ id: d.id, host: d.host, port: d.peerPort })),
+      secret,
+      // the frame adds its header and MAC to the largest message
+      maxFrameBytes: c.maxPeerMessageBytes + 64,
+      log: (level, msg, fields) => log(level, msg, { component: 'peer', ...fields }),
+    });
+    const jobs = new BackgroundJobs({ threads: 1, maxPending: 4 });
+    const member = new ClusterMember({ config, daemon, log, hooks, node, transport, store, replica, hardState, jobs });
+    try {
+      await member.run();
+    } catch (e) {
+      await member.stop();
+      throw e;
+    }
+    return member;
+  }
+
+  private async run(): Promise<void> {
+    const limits = { ...defaultCodecLimits, maxMessageBytes: this.config.cluster.maxPeerMessageBytes };
+    this.transport.on('message', (peer, payload) => {
+      const decoded = decodeMessage(payload, limits);
+      if (!decoded.ok) {
+        this.log('warn', 'dropped a malformed peer message', { peer, error: decoded.error, bytes: payload.length });
+        return;
+      }
+      this.carryOut(this.node.receive(peer, decoded.msg, performance.now()));
+    });
+    this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
+    this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
+    await this.transport.start();
+    this.dataVersion = this.store.dataVersion();
+    this.refreshStatus(true);
+    this.every(STEP_MS, () => this.step());
+    this.every(this.config.cluster.heartbeatIntervalMs, () => this.refreshStatus(false));
+    this.every(KEY_COUNT_EVERY_MS, () => this.refreshStatus(true));
+    this.every(Math.max(100, Math.floor(this.config.cluster.antiEntropyIntervalMs / 2)), () => this.refreshDigests());
+    this.log('info', 'cluster member started', {
+      peerPort: this.daemon.peerPort,
+      members: this.config.daemons.map((d) => d.id),
+      term: this.node.term,
+      stream: this.replica.streamId,
+    });
+  }
+
+  private every(ms: number, fn: () => void): void {
+    this.timers.push(setInterval(fn, ms));
+  }
+
+  private step(): void {
+    const now = performance.now();
+    this.carryOut(this.node.tick(now));
+    // another connection (a processor) committed: tell the peers to pull
+    const v = this.store.dataVersion();
+    if (v !== this.dataVersion) {
+      this.dataVersion = v;
+      this.carryOut(this.node.localWrite());
+    }
+  }
+
+  /** Persist first, then send, then act: a vote never leaves before it is on disk. */
+  private carryOut(out: Output): void {
+    if (out.persist) {
+      try {
+        this.hardState.save(out.persist);
+      } catch (e) {
+        this.log('error', 'cannot save the election state; sending nothing of this step', { error: (e as Error).message });
+        return;
+      }
+    }
+    for (const { to, msg } of out.messages) this.transport.send(to, encodeMessage(msg));
+    for (const e of out.events) {
+      switch (e.type) {
+        case 'role':
+          this.log('info', `cluster role: ${e.role}`, { term: e.term, leader: e.leaderId });
+          break;
+        case 'clockSkew':
+          this.log('warn', 'peer clock differs beyond the configured bound', { peer: e.peer, offsetMs: e.offsetMs, maxClockSkewMs: this.config.cluster.maxClockSkewMs });
+          break;
+        case 'keyFetched': {
+          const done = this.fetches.get(e.reqId);
+          this.fetches.delete(e.reqId);
+          done?.();
+          break;
+        }
+        case 'retryGroups':
+          this.log('info', 'leader asks to retry degraded groups', { groups: e.groups });
+          this.hooks.retryGroups(e.groups);
+          break;
+        case 'purged':
+          this.log('debug', 'purged tombstones every daemon has', { tombstones: e.tombstones });
+          break;
+      }
+    }
+  }
+
+  private refreshStatus(countKeys: boolean): void {
+    if (countKeys) this.keyCount = this.store.keyCount();
+    this.node.setStatus({
+      ...this.hooks.health(),
+      keyCount: this.keyCount,
+      streamId: this.replica.streamId,
+      lastWriteTs: this.store.lastTimestamp() ?? 0n,
+    });
+  }
+
+  /** Digests are a full scan: computed by a low-priority background job, ahead of the leader's rounds. */
+  private refreshDigests(): void {
+    if (!this.jobs.hasRoom) return;
+    const buckets = this.node.settings.antiEntropyBuckets;
+    this.jobs
+      .digests({ file: this.store.file, buckets, durability: this.config.durability })
+      .then((values) => this.replica.setDigests(buckets, values))
+      .catch((e: Error) => this.log('warn', 'digest job failed', { error: e.message }));
+  }
+
+  /**
+   * A processor's GET missed `key`: ask the cluster for it (through the
+   * leader). Resolves once the fetch has finished, found or not; concurrent
+   * misses of one key are coalesced by the core, and the queue is bounded.
+   */
+  keyMiss(key: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const reqId = String(this.nextFetchId++);
+    const done = new Promise<void>((resolve) => this.fetches.set(reqId, resolve));
+    this.carryOut(this.node.keyMiss(key, reqId, performance.now()));
+    return done;
+  }
+
+  view(): ClusterView & { connectedPeers: string[] } {
+    return { ...this.node.view(performance.now()), connectedPeers: this.transport.connected() };
+  }
+
+  /** Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      for (const t of this.timers) clearInterval(t);
+      await this.transport.stop();
+      await this.jobs.close().catch(() => {});
+      for (const done of this.fetches.values()) done();
+      this.fetches.clear();
+      this.store.close();
+      this.hardState.close();
+    })();
+    return this.stopped;
+  }
+}
+
+/** KV_CLUSTER_SECRET (hex) if set, else the secret file, created with a random secret on first start. */
+function loadSecret(config: Config, log: Logger): Buffer {
+  const fromEnv = process.env.KV_CLUSTER_SECRET;
+  if (fromEnv) return parseSecret(fromEnv, 'KV_CLUSTER_SECRET');
+  const { secret, created } = loadOrCreateSecret(config.cluster.secretFile);
+  if (created) log('info', 'created a new cluster secret; copy this file to every host of the cluster', { file: config.cluster.secretFile });
+  return secret;
+}

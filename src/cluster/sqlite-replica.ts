@@ -1,0 +1,119 @@
+// The cluster core's Replica port on a daemon's SQLite store: its change
+// stream (seq order, cursor "<streamId>:<seq>"), last-writer-wins apply with
+// the peer's cursor saved in the same transaction, tombstone purge, and the
+// digests and bucket listings of anti-entropy.
+
+import type { SharedClock } from '../store/clock.ts';
+import type { Change, Store } from '../store/store.ts';
+import { computeDigests } from './digest.ts';
+import { bucketOf, type ChangePage, type Entry, type NodeId, type Replica } from './core/types.ts';
+
+const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
+
+export class SqliteReplica implements Replica {
+  private readonly store: Store;
+  private readonly clock: SharedClock;
+  private readonly stream: string;
+  private readonly now: () => number;
+  /** cached digests are used while younger than this */
+  private readonly digestMaxAgeMs: number;
+  private digests: { buckets: number; values: number[]; atMs: number } | undefined;
+
+  constructor(store: Store, clock: SharedClock, options: { digestMaxAgeMs: number; now?: () => number }) {
+    this.store = store;
+    this.clock = clock;
+    this.stream = store.streamId.toString(36);
+    this.digestMaxAgeMs = options.digestMaxAgeMs;
+    this.now = options.now ?? Date.now;
+  }
+
+  get streamId(): string {
+    return this.stream;
+  }
+
+  /** The seq a cursor of this stream points at; 0 for null or another stream's cursor. */
+  private seqOf(cursor: string | null): bigint {
+    if (cursor === null) return 0n;
+    const [stream, seq] = cursor.split(':');
+    if (stream !== this.stream || !seq || !/^\d{1,19}$/.test(seq)) return 0n;
+    return BigInt(seq);
+  }
+
+  private cursorAt(seq: bigint): string {
+    return `${this.stream}:${seq}`;
+  }
+
+  get(key: string): Entry | undefined {
+    const c = this.store.change(key);
+    return c && toEntry(c);
+  }
+
+  changesSince(cursor: string | null, limit: number): ChangePage {
+    const after = this.seqOf(cursor);
+    const rows = this.store.changesSince(after, limit + 1);
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    const last = rows.length > 0 ? rows[rows.length - 1].seq : after;
+    return { entries: rows.map(toEntry), cursor: this.cursorAt(last), more };
+  }
+
+  apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {
+    let applied = 0;
+    let maxTs = 0n;
+    this.store.writeBatch(() => {
+      for (const e of entries) {
+        if (this.store.applyRemote({ key: e.key, value: e.value, timestamp: e.ts, origin: e.origin })) applied++;
+        if (e.ts > maxTs) maxTs = e.ts;
+      }
+      if (source) this.store.savePeerCursor(source.peer, source.cursor);
+    });
+    // later local writes must carry higher timestamps than anything seen
+    this.clock.observe(maxTs);
+    return applied;
+  }
+
+  cursorFor(peer: NodeId): string | null {
+    return this.store.peerCursor(peer) ?? null;
+  }
+
+  purgeTombstones(ackedCursors: (string | null)[]): number {
+    if (ackedCursors.length === 0) return 0;
+    let upTo = -1n;
+    for (const c of ackedCursors) {
+      const seq = this.seqOf(c);
+      if (upTo < 0n || seq < upTo) upTo = seq;
+    }
+    return upTo > 0n ? this.store.purgeTombstones(upTo) : 0;
+  }
+
+  pendingChanges(cursor: string | null): number {
+    return this.store.countChangesAfter(this.seqOf(cursor));
+  }
+
+  /**
+   * Digests are a full scan: the shell computes them in a background job
+   * (setDigests) ahead of the leader's rounds, so a large store does not stall
+   * the peer port. Without a fresh cached set they are computed here.
+   */
+  bucketDigests(buckets: number): number[] {
+    const d = this.digests;
+    if (d && d.buckets === buckets && this.now() - d.atMs <= this.digestMaxAgeMs) return d.values;
+    const values = computeDigests(this.store.allChanges(), buckets);
+    this.setDigests(buckets, values);
+    return values;
+  }
+
+  setDigests(buckets: number, values: number[]): void {
+    this.digests = { buckets, values, atMs: this.now() };
+  }
+
+  entriesInBucket(bucket: number, buckets: number, afterKey: string | null, limit: number): { entries: Entry[]; more: boolean } {
+    const entries: Entry[] = [];
+    for (const c of this.store.changesFromKey(afterKey ?? '')) {
+      if (bucketOf(c.key, buckets) !== bucket) continue;
+      if (entries.length === limit) return { entries, more: true };
+      entries.push(toEntry(c));
+    }
+    return { entries, more: false };
+  }
+}

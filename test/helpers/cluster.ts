@@ -1,0 +1,153 @@
+// Starts a real cluster for a test: N daemons (one supervisor process each) on
+// loopback with free ports, a temporary data directory and a shared secret
+// file, with fast election timing. Members are started, killed and restarted
+// by id; every process is stopped by PID at the end.
+
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePorts, launch, waitFor, type RunningDaemon } from './daemon.ts';
+import { requestOnce } from './wire.ts';
+import { Command } from '../../src/protocol/index.ts';
+
+export interface MemberConfig {
+  id: string;
+  port: number;
+  peerPort: number;
+  adminPort: number;
+  dbFile: string;
+}
+
+export interface ClusterOptions {
+  size?: number;
+  processors?: number;
+  cluster?: Record<string, number | string>;
+}
+
+export class TestCluster {
+  readonly dataDir: string;
+  readonly configFile: string;
+  readonly members: MemberConfig[];
+  readonly running = new Map<string, RunningDaemon>();
+
+  private constructor(dataDir: string, configFile: string, members: MemberConfig[]) {
+    this.dataDir = dataDir;
+    this.configFile = configFile;
+    this.members = members;
+  }
+
+  static async write(options: ClusterOptions = {}): Promise<TestCluster> {
+    const size = options.size ?? 3;
+    const dataDir = mkdtempSync(join(tmpdir(), 'kv-cluster-'));
+    const ports = await freePorts(size * 3);
+    const members = Array.from({ length: size }, (_x, i): MemberConfig => ({
+      id: `n${i}`,
+      port: ports[i * 3],
+      peerPort: ports[i * 3 + 1],
+      adminPort: ports[i * 3 + 2],
+      dbFile: join(dataDir, `n${i}.sqlite`),
+    }));
+    const config = {
+      daemons: members.map((m) => ({
+        id: m.id,
+        host: '127.0.0.1',
+        peerPort: m.peerPort,
+        adminPort: m.adminPort,
+        groups: [{ port: m.port, dbFile: m.dbFile, processors: options.processors ?? 1 }],
+      })),
+      supervision: { heartbeatIntervalMs: 50, restartBackoffInitialMs: 20 },
+      cluster: {
+        heartbeatIntervalMs: 40,
+        electionTimeoutMinMs: 250,
+        electionTimeoutMaxMs: 500,
+        pullIntervalMs: 100,
+        antiEntropyIntervalMs: 1_000,
+        ...options.cluster,
+      },
+    };
+    const configFile = join(dataDir, 'kv.config.json');
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    return new TestCluster(dataDir, configFile, members);
+  }
+
+  static async start(options: ClusterOptions = {}): Promise<TestCluster> {
+    const c = await TestCluster.write(options);
+    await Promise.all(c.members.map((m) => c.startMember(m.id)));
+    return c;
+  }
+
+  member(id: string): MemberConfig {
+    const m = this.members.find((x) => x.id === id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  async startMember(id: string, env: Record<string, string> = {}): Promise<RunningDaemon> {
+    const m = this.member(id);
+    const d = await launch({ dataDir: this.dataDir, configFile: this.configFile, ports: [m.port], adminPort: m.adminPort, dbFiles: [m.dbFile] }, id, env);
+    this.running.set(id, d);
+    return d;
+  }
+
+  async kill(id: string): Promise<void> {
+    const d = this.running.get(id);
+    this.running.delete(id);
+    await d?.kill('SIGKILL');
+  }
+
+  /** The cluster section of a member's status. */
+  async clusterStatus(id: string): Promise<any> {
+    const r = await this.running.get(id)!.admin({ op: 'status' });
+    return r.status.cluster;
+  }
+
+  /** Waits until every running member (or those of `among`) names the same leader, itself running. */
+  async leader(among = [...this.running.keys()], timeoutMs = 15_000): Promise<{ id: string; term: number }> {
+    return waitFor(
+      `one leader known to ${among.join(', ')}`,
+      async () => {
+        const views = await Promise.all(among.map((id) => this.clusterStatus(id).catch(() => null)));
+        const leaders = new Set(views.map((v) => v?.leaderId));
+        const [leaderId] = leaders;
+        if (leaders.size !== 1 || !leaderId || !this.running.has(leaderId)) return null;
+        const lv = views.find((v) => v.self === leaderId);
+        return lv?.role === 'leader' ? { id: leaderId as string, term: lv.term as number } : null;
+      },
+      timeoutMs,
+      50,
+    );
+  }
+
+  async put(id: string, key: string, value: string) {
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.PUT, key, value: Buffer.from(value) });
+  }
+
+  async get(id: string, key: string, flag = 0) {
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.GET, key, flag });
+  }
+
+  async del(id: string, key: string) {
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.DEL, key });
+  }
+
+  /** Waits until GET of key on member id returns `value` (undefined: NO_VAL). */
+  async waitForValue(id: string, key: string, value: string | undefined, timeoutMs = 10_000): Promise<void> {
+    await waitFor(
+      `${key}=${value ?? '(none)'} on ${id}`,
+      async () => {
+        const r = await this.get(id, key);
+        return value === undefined ? r.command === Command.NO_VAL : r.command === Command.OK && Buffer.from(r.value).toString() === value;
+      },
+      timeoutMs,
+      10,
+    );
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running.keys()].map((id) => this.kill(id)));
+  }
+
+  output(): string {
+    return [...this.running.entries()].map(([id, d]) => `--- ${id}\n${d.output()}`).join('\n');
+  }
+}
