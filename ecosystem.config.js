@@ -33,8 +33,9 @@ export const apps = (config.daemons ?? []).map((d) => ({
   listen_timeout: 20000,
   // SIGTERM → drain in-flight requests and close the stores; keep above drainTimeoutMs
   kill_timeout: 5000,
-  // exit 0 = stopped on request (SHUT_DOWN): do not restart; anything else restarts with backoff
-  stop_exit_codes: [0],
+  // exit 10 = stopped by a SHUT_DOWN request: do not restart. Not 0: pm2 reports a
+  // process killed by a signal (kill -9) as code 0, and that one must come back.
+  stop_exit_codes: [10],
   exp_backoff_restart_delay: 200,
   min_uptime: 5000,
   max_restarts: 15,

@@ -1,6 +1,8 @@
 // The deployment as users run it: `pm2 start ecosystem.config.js` with a
-// temporary PM2_HOME, three daemons, every client port answering, a pm2
-// action, SHUT_DOWN not restarted by pm2, and `pm2 delete`.
+// temporary PM2_HOME, three daemons forming a cluster, every client port
+// answering, a key written on one read on the others, a daemon killed with
+// kill -9 restarted by pm2 and caught up, a pm2 action, SHUT_DOWN not
+// restarted by pm2, and `pm2 delete`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -40,12 +42,18 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   pm2('start', 'ecosystem.config.js');
   t.true(existsSync(join(home, 'data')), 'the data directory is created');
 
+  const valueOn = async (port: number, key: string) => {
+    const r = await requestOnce(port, { command: Command.GET, key });
+    return r.command === Command.OK ? Buffer.from(r.value).toString() : undefined;
+  };
   for (const port of ports.slice(0, 3)) {
     t.is((await requestOnce(port, { command: Command.CHK })).command, Command.OK);
-    t.is((await requestOnce(port, { command: Command.PUT, key: 'fruit', value: Buffer.from(`apple@${port}`) })).command, Command.NO_VAL);
-    const got = await requestOnce(port, { command: Command.GET, key: 'fruit' });
-    t.is(got.command, Command.OK);
-    t.is(Buffer.from(got.value).toString(), `apple@${port}`);
+    t.is((await requestOnce(port, { command: Command.PUT, key: `fruit${port}`, value: Buffer.from(`apple@${port}`) })).command, Command.NO_VAL);
+    t.is(await valueOn(port, `fruit${port}`), `apple@${port}`);
+  }
+  // the three daemons are one store: every key reaches every port
+  for (const from of ports.slice(0, 3)) {
+    for (const to of ports.slice(0, 3)) await waitFor(`fruit${from} on ${to}`, async () => (await valueOn(to, `fruit${from}`)) === `apple@${from}`);
   }
 
   const triggered = pm2('trigger', 'kvtest-b', 'resize', `${ports[1]}:3`);
@@ -53,6 +61,21 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
 
   const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number } }>;
   t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
+
+  // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed
+  const killed = list().find((p) => p.name === 'kvtest-c')!;
+  process.kill(killed.pid, 'SIGKILL');
+  t.is((await requestOnce(ports[0], { command: Command.PUT, key: 'while-c-down', value: Buffer.from('x') })).command, Command.NO_VAL);
+  await waitFor('pm2 restarted kvtest-c', () => {
+    const c = list().find((p) => p.name === 'kvtest-c')!;
+    return c.pid !== 0 && c.pid !== killed.pid && c.pm2_env.status === 'online';
+  }, 20_000).catch((e) => {
+    t.log(JSON.stringify(list().map((p) => [p.name, p.pid, p.pm2_env.status, p.pm2_env.restart_time])));
+    t.log(readFileSync(join(home, 'pm2', 'logs', 'kvtest-c-out.log'), 'utf8').slice(-3000));
+    t.log(readFileSync(join(home, 'pm2', 'pm2.log'), 'utf8').slice(-3000));
+    throw e;
+  });
+  await waitFor('kvtest-c caught up', async () => (await valueOn(ports[2], 'while-c-down').catch(() => undefined)) === 'x', 20_000);
 
   t.is((await requestOnce(ports[0], { command: Command.SHUT_DOWN })).command, Command.OK);
   await waitFor('daemon a stopped', () => list().find((p) => p.name === 'kvtest-a')!.pid === 0, 15_000);

@@ -8,7 +8,12 @@ import { StoreError } from '../store/store.ts';
 import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
 
-export const ExitCode = { STOPPED: 0, START_FAILED: 1, GAVE_UP: 70 } as const;
+/**
+ * SHUT_DOWN has its own code because pm2 reports a process killed by a signal
+ * (kill -9) as exit code 0: only a code of our own in stop_exit_codes tells
+ * "stopped on purpose, leave it down" from "killed, bring it back".
+ */
+export const ExitCode = { STOPPED: 0, START_FAILED: 1, SHUT_DOWN: 10, GAVE_UP: 70 } as const;
 
 if (process.argv.includes('--check')) {
   // `npm start` runs this first so a bad config is reported before pm2 starts anything.
@@ -35,7 +40,7 @@ try {
     },
     onShutdownRequested(from) {
       log('info', 'SHUT_DOWN accepted; stopping the daemon', { from });
-      void stopAndExit();
+      void stopAndExit(ExitCode.SHUT_DOWN);
     },
   });
   await supervisor.start();
@@ -46,8 +51,8 @@ try {
 }
 
 let stopping: Promise<void> | undefined;
-function stopAndExit(): Promise<void> {
-  stopping ??= supervisor.stop().then(() => process.exit(ExitCode.STOPPED));
+function stopAndExit(code: number = ExitCode.STOPPED): Promise<void> {
+  stopping ??= supervisor.stop().then(() => process.exit(code));
   return stopping;
 }
 process.on('SIGINT', () => void stopAndExit());
