@@ -111,3 +111,32 @@ test('a daemon with the wrong cluster secret is refused and gets no data', async
   t.deepEqual(view.connectedPeers, []);
   t.not(intruder.pid, 0);
 });
+
+test('a group whose supervisor gave up is marked degraded, and the leader has it retried', async (t) => {
+  const c = await TestCluster.start({ processors: 2, faultInjection: true, supervision: { maxRestarts: 1, restartWindowMs: 60_000 } });
+  t.teardown(() => c.stopAll());
+  const leader = await c.leader();
+  const follower = c.members.find((m) => m.id !== leader.id)!;
+  const d = c.running.get(follower.id)!;
+  const group = async () => (await d.admin({ op: 'status' })).status.groups[0];
+  // two crashes within the window: more than maxRestarts=1, so the group gives up
+  for (let i = 0; i < 2; i++) {
+    await waitFor('a running processor in slot 0', async () => (await group()).processors.some((p: any) => p.slot === 0 && p.state === 'running'));
+    t.deepEqual(await d.admin({ op: 'fault', port: follower.port, slot: 0, fault: 'crash' }), { ok: true });
+    await waitFor('slot 0 gone', async () => !(await group()).processors.some((p: any) => p.slot === 0 && p.state === 'running'));
+  }
+  const degraded = await waitFor('group degraded', async () => (await group()).degraded);
+  t.regex(degraded, /restarts within/);
+  // the daemon stays up (slot 1 serves), and the leader sees the degraded group
+  t.is((await c.put(follower.id, 'still-serving', 'yes')).command, Command.NO_VAL);
+  await waitFor('leader sees the degraded group', async () => {
+    const view = await c.clusterStatus(leader.id);
+    return view.daemons.find((x: any) => x.id === follower.id)?.status?.degradedGroups.includes(String(follower.port));
+  });
+  // after its backoff the leader asks for a retry: both processors run again
+  await waitFor('group retried', async () => {
+    const g = await group();
+    return g.degraded === null && g.processors.filter((p: any) => p.state === 'running').length === 2;
+  }, 15_000);
+  t.regex(d.output(), /leader asks to retry degraded groups/);
+});

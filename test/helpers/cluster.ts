@@ -22,6 +22,8 @@ export interface ClusterOptions {
   size?: number;
   processors?: number;
   cluster?: Record<string, number | string>;
+  supervision?: Record<string, number>;
+  faultInjection?: boolean;
 }
 
 export class TestCluster {
@@ -55,7 +57,8 @@ export class TestCluster {
         adminPort: m.adminPort,
         groups: [{ port: m.port, dbFile: m.dbFile, processors: options.processors ?? 1 }],
       })),
-      supervision: { heartbeatIntervalMs: 50, restartBackoffInitialMs: 20 },
+      supervision: { heartbeatIntervalMs: 50, restartBackoffInitialMs: 20, ...options.supervision },
+      faultInjection: options.faultInjection ?? false,
       cluster: {
         heartbeatIntervalMs: 40,
         electionTimeoutMinMs: 250,
