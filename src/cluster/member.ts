@@ -20,7 +20,7 @@ export interface MemberHooks {
   retryGroups(groups: string[]): void;
 }
 
-/** The core is stepped this often; local commits are noticed within one step. */
+/** The core's clock step: timers (heartbeats, elections, pulls) resolve to this. */
 const STEP_MS = 5;
 /** Key counts (a full count) are refreshed this often for the status. */
 const KEY_COUNT_EVERY_MS = 2_000;
@@ -39,7 +39,8 @@ export class ClusterMember {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly fetches = new Map<string, () => void>();
   private nextFetchId = 0;
-  private dataVersion = 0;
+  /** a localWrite is scheduled for this turn of the event loop */
+  private notifyScheduled = false;
   private keyCount = 0;
   private stopped: Promise<void> | undefined;
 
@@ -127,7 +128,6 @@ export class ClusterMember {
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
     this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
     await this.transport.start();
-    this.dataVersion = this.store.dataVersion();
     this.refreshStatus(true);
     this.every(STEP_MS, () => this.step());
     this.every(this.config.cluster.heartbeatIntervalMs, () => this.refreshStatus(false));
@@ -146,14 +146,17 @@ export class ClusterMember {
   }
 
   private step(): void {
-    const now = performance.now();
-    this.carryOut(this.node.tick(now));
-    // another connection (a processor) committed: tell the peers to pull
-    const v = this.store.dataVersion();
-    if (v !== this.dataVersion) {
-      this.dataVersion = v;
-      this.carryOut(this.node.localWrite());
-    }
+    this.carryOut(this.node.tick(performance.now()));
+  }
+
+  /** A processor committed writes: the peers are told to pull, once per event-loop turn. */
+  localWrite(): void {
+    if (this.notifyScheduled || this.stopped) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      if (!this.stopped) this.carryOut(this.node.localWrite());
+    });
   }
 
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
@@ -166,7 +169,9 @@ export class ClusterMember {
         return;
       }
     }
-    for (const { to, msg } of out.messages) this.transport.send(to, encodeMessage(msg));
+    for (const { to, msg } of out.messages) {
+      if (!this.transport.send(to, encodeMessage(msg)) && process.env.KV_DEBUG_PEER) this.log('debug', 'peer send dropped', { to, type: msg.type });
+    }
     for (const e of out.events) {
       switch (e.type) {
         case 'role':

@@ -265,11 +265,6 @@ export class Store {
     return this.selectChanges.all(afterSeq, limit).map(toChange);
   }
 
-  /** Changes whenever another connection commits to this file (PRAGMA data_version). */
-  dataVersion(): number {
-    return Number(this.db.pragma('data_version', { simple: true }));
-  }
-
   /** Number of live keys (a full count). */
   keyCount(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM data_store WHERE deleted = 0').get() as { n: number }).n;

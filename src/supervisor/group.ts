@@ -51,6 +51,8 @@ export interface GroupStatus {
 export interface GroupEvents {
   onGiveUp(reason: string): void;
   onShutdownRequested(from: string): void;
+  /** a processor committed writes (cluster mode) */
+  onCommitted?(): void;
   /** a processor's GET missed `key`; the promise settles when a fetch from the cluster has finished */
   onKeyMiss?(key: string): Promise<void>;
 }
@@ -135,6 +137,7 @@ export class ProcessorGroup {
         if (p.state === 'starting') p.state = 'running';
         resolveReady();
       } else if (m.type === 'shutdown-requested') this.events.onShutdownRequested(m.from);
+      else if (m.type === 'committed') this.events.onCommitted?.();
       else if (m.type === 'key-miss') {
         const fetched = this.events.onKeyMiss?.(m.key) ?? Promise.resolve();
         if (m.wait) void fetched.finally(() => p.state !== 'exited' && worker.postMessage({ type: 'key-fetched', key: m.key } satisfies ToProcessor));

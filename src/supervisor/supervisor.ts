@@ -69,6 +69,7 @@ export class Supervisor {
         ? (reason) => this.log('error', 'group degraded: restart intensity exceeded; waiting for the leader to ask for a retry', { reason })
         : (reason) => this.events.onGiveUp(reason),
       onKeyMiss: clustered ? (key) => this.member?.keyMiss(key) ?? Promise.resolve() : undefined,
+      onCommitted: clustered ? () => this.member?.localWrite() : undefined,
     };
     for (const g of this.daemon.groups) {
       const group = new ProcessorGroup(this.config, this.daemon, g, this.clock.buffer, this.log, groupEvents);

@@ -51,6 +51,8 @@ export type FromProcessor =
   | { type: 'ready' }
   /** a client sent SHUT_DOWN from loopback and the config allows it */
   | { type: 'shutdown-requested'; from: string }
+  /** a batch with writes committed (the cluster tells its peers to pull) */
+  | { type: 'committed' }
   /** a GET missed this key; wait=true: a READ_THROUGH request waits for 'key-fetched' */
   | { type: 'key-miss'; key: string; wait: boolean }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

@@ -32,6 +32,8 @@ export interface HandlerEnv {
   /** called for a SHUT_DOWN that passed validation; returns the error to reply, or 0 to accept */
   shutdown: (req: Request) => ErrorCodeNumber | 0;
   onStoreError: (e: StoreError) => void;
+  /** called after a batch with writes committed (cluster mode) */
+  onCommitted?: () => void;
   /** called for a GET of a key this store does not have (cluster mode) */
   onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
@@ -110,6 +112,7 @@ export function executeBatch(env: HandlerEnv, batch: Request[]): void {
     env.store.writeBatch(() => {
       for (const r of batch) r.reply = execute(env, r);
     });
+    env.onCommitted?.();
   } catch (e) {
     if (!(e instanceof StoreError)) throw e;
     env.onStoreError(e);

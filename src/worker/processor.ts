@@ -91,6 +91,7 @@ const env: HandlerEnv = {
       error: e.message,
     });
   },
+  onCommitted: data.reportKeyMisses ? () => send({ type: 'committed' }) : undefined,
   onKeyMiss: data.reportKeyMisses
     ? (key, readThrough) => {
         if (readThrough || reportedMisses.has(key) || reportedMisses.size >= MAX_REPORTED_MISSES) return;
