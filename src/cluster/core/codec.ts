@@ -164,6 +164,8 @@ const BODIES: { [T in MessageType]: { keys: readonly string[]; read: (o: Obj, l:
     keys: ['reqId', 'entries', 'cursor', 'more'],
     read: (o, l) => ({ reqId: reqId(o.reqId, 'reqId'), entries: entries(o.entries, 'entries', l), cursor: str(o.cursor, 'cursor', MAX_CURSOR_CHARS), more: bool(o.more, 'more') }),
   },
+  cursorRequest: { keys: ['reqId'], read: (o) => ({ reqId: reqId(o.reqId, 'reqId') }) },
+  cursorReply: { keys: ['reqId', 'cursor'], read: (o) => ({ reqId: reqId(o.reqId, 'reqId'), cursor: cursor(o.cursor, 'cursor') }) },
   whoHas: { keys: ['reqId', 'key'], read: (o, l) => ({ reqId: reqId(o.reqId, 'reqId'), key: key(o.key, 'key', l) }) },
   hasKey: {
     keys: ['reqId', 'key', 'entry'],

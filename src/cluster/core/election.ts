@@ -92,12 +92,16 @@ export class Election {
         // A node that hears a live leader ignores votes: a partitioned node cannot depose it.
         if (msg.term > this.term && this.inLease(nowMs)) return;
         if (msg.term > this.term) this.becomeFollower(msg.term, null, nowMs, out);
-        const granted = msg.term === this.term && this.role === 'follower' && (this.votedFor === null || this.votedFor === msg.from);
+        // A candidate or leader of this term has voted for itself, so this also keeps them from granting.
+        const granted = msg.term === this.term && (this.votedFor === null || this.votedFor === msg.from);
         if (granted && this.votedFor === null) {
           this.votedFor = msg.from;
           out.persist(this.hardState());
         }
-        if (granted) this.electionDeadlineMs = nowMs + this.randomTimeoutMs();
+        if (granted) {
+          if (this.role === 'precandidate') this.setRole('follower', null, out);
+          this.electionDeadlineMs = nowMs + this.randomTimeoutMs();
+        }
         out.send(msg.from, { type: 'voteReply', granted });
         return;
       }

@@ -49,6 +49,14 @@ export interface Changes extends Base {
   more: boolean;
 }
 
+/**
+ * Purge round: "how far have you durably read my stream?" Asked afresh before
+ * every purge, so an old or reordered answer (say from before the peer lost
+ * its data file) can never let a tombstone go too early.
+ */
+export interface CursorRequest extends Base { type: 'cursorRequest'; reqId: number }
+export interface CursorReply extends Base { type: 'cursorReply'; reqId: number; cursor: string | null }
+
 /** Key miss: asked of the leader, and by the leader of the followers. */
 export interface WhoHas extends Base { type: 'whoHas'; reqId: number; key: string }
 export interface HasKey extends Base { type: 'hasKey'; reqId: number; key: string; entry: Entry | null }
@@ -81,6 +89,8 @@ export type Message =
   | Notify
   | Pull
   | Changes
+  | CursorRequest
+  | CursorReply
   | WhoHas
   | HasKey
   | DigestRequest
@@ -103,6 +113,7 @@ export const REQUEST_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
   'heartbeat',
   'notify',
   'pull',
+  'cursorRequest',
   'whoHas',
   'digestRequest',
   'bucketRequest',

@@ -142,7 +142,7 @@ export class ClusterNode {
 
   view(nowMs: number): ClusterView {
     return this.monitor.view(this.self, this.role, this.term, this.leaderId, nowMs, this.status, (peer) =>
-      this.replica.pendingChanges(this.replication.ackedCursors.get(peer) ?? null),
+      this.replica.pendingChanges(this.replication.pulledCursors.get(peer) ?? null),
     );
   }
 

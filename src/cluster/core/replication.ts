@@ -4,8 +4,12 @@
 // - Every node pulls every peer's change stream (Pull{cursor} → Changes), at
 //   least every pullIntervalMs and at once after a Notify. The applied entries
 //   and the new cursor are stored in one Replica.apply call (durable together).
-// - A Pull tells the served node how far the puller has durably read its
-//   stream; once every peer is past a tombstone, it is purged.
+// - Purge rounds: every purgeIntervalMs a node asks each peer how far it has
+//   durably read its stream (CursorRequest, answered from the peer's durable
+//   cursor at that moment); once every peer of the round is past a
+//   tombstone, it is purged. Cursors carried by pulls are only used for the
+//   lag shown in the view: a delayed pull from before the peer lost its data
+//   file would claim more than the peer holds now.
 // - Fence: data only arrives as the answer to one of this node's requests.
 //   Request ids grow within an incarnation (random start per incarnation), and
 //   a purge voids every request issued before it: an answer built before a
@@ -65,9 +69,11 @@ export class Replication {
   /** answers to requests with reqId <= fenceReqId are refused (issued before the last purge) */
   private fenceReqId: number;
   private readonly pulls = new Map<NodeId, PullState>();
-  /** how far each peer has read this node's stream (volatile: learned from its pulls) */
-  readonly ackedCursors = new Map<NodeId, string | null>();
+  /** how far each peer has read this node's stream, as its last pull said (lag only, never for purging) */
+  readonly pulledCursors = new Map<NodeId, string | null>();
   private nextPurgeAtMs: number;
+  /** the purge round in progress: its request id and the cursors answered so far */
+  private purgeRound: { reqId: number; cursors: Map<NodeId, string | null> } | null = null;
   private nextAntiEntropyAtMs: number;
   private readonly digestRequests = new Map<number, { peer: NodeId; atMs: number }>();
   private readonly bucketFetches = new Map<number, BucketFetch>();
@@ -98,7 +104,7 @@ export class Replication {
     }
     if (nowMs >= this.nextPurgeAtMs) {
       this.nextPurgeAtMs = nowMs + this.settings.purgeIntervalMs;
-      this.purge(nowMs, out);
+      this.startPurgeRound(out);
     }
     for (const q of this.queriesByKey.values()) if (nowMs >= q.deadlineMs) this.complete(q, null, out);
     if (leadership.role === 'leader' && nowMs >= this.nextAntiEntropyAtMs) {
@@ -142,7 +148,7 @@ export class Replication {
         return;
       }
       case 'pull': {
-        this.ackedCursors.set(from, msg.cursor);
+        this.pulledCursors.set(from, msg.cursor);
         const page = this.replica.changesSince(msg.cursor, this.settings.maxEntriesPerMessage);
         out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more });
         return;
@@ -154,6 +160,19 @@ export class Replication {
         p.outstanding = null;
         if (msg.more || p.again) this.sendPull(from, nowMs, out);
         else p.nextAtMs = nowMs + this.settings.pullIntervalMs;
+        return;
+      }
+      case 'cursorRequest':
+        out.send(from, { type: 'cursorReply', reqId: msg.reqId, cursor: this.replica.cursorFor(from) });
+        return;
+      case 'cursorReply': {
+        const round = this.purgeRound;
+        if (!round || round.reqId !== msg.reqId || !this.pulls.has(from)) return;
+        round.cursors.set(from, msg.cursor);
+        if (round.cursors.size === this.peers.length) {
+          this.purgeRound = null;
+          this.purge([...round.cursors.values()], nowMs, out);
+        }
         return;
       }
       case 'whoHas':
@@ -235,8 +254,13 @@ export class Replication {
     out.send(peer, { type: 'pull', reqId: p.outstanding, cursor: this.replica.cursorFor(peer) });
   }
 
-  private purge(nowMs: number, out: Outbox): void {
-    const acked = this.peers.map((p) => this.ackedCursors.get(p) ?? null);
+  private startPurgeRound(out: Outbox): void {
+    if (this.peers.length === 0) return;
+    this.purgeRound = { reqId: this.nextReqId(), cursors: new Map() };
+    for (const p of this.peers) out.send(p, { type: 'cursorRequest', reqId: this.purgeRound.reqId });
+  }
+
+  private purge(acked: (string | null)[], nowMs: number, out: Outbox): void {
     if (acked.includes(null)) return;
     const purged = this.replica.purgeTombstones(acked);
     if (purged === 0) return;
