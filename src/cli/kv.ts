@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+// `kv`: the store from a shell. Data commands go through src/client; status
+// and workers talk to each daemon's admin port (NDJSON, src/supervisor/admin.ts).
+
+import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
+import { ExitCode, exitCodeHelp } from './exit-codes.ts';
+
+const DEFAULT_SERVERS = ['127.0.0.1:7390', '127.0.0.1:7391', '127.0.0.1:7392'];
+const DEFAULT_ADMIN_PORTS = [7590, 7591, 7592];
+
+const help = `Usage: kv <command> [options]
+
+Commands:
+  get KEY                  print the value of KEY
+  put KEY [VALUE|-]        store VALUE (read from stdin when omitted or -); prints the old value
+  del KEY                  delete KEY; prints the old value
+  chk                      check that a server answers
+  status                   per daemon and port: processors, heartbeat age, restarts, requests/s, connections, store size
+  workers --port P --count N   resize the processor group on port P
+  bench [ARGS...]          run the benchmark (node bench/run.ts ARGS)
+
+Options:
+  --servers H:P,H:P        servers to use (else KV_SERVERS, else the ports in the config, else ${DEFAULT_SERVERS.join(',')})
+  --config FILE            daemon config for admin ports and servers (else KV_CONFIG, else ./kv.config.json)
+  --deadline MS            per-request deadline (default 3000)
+  --interval MS            status: time between the two samples for requests/s (default 1000)
+  --json                   machine-readable output
+  -h, --help               this help
+
+${exitCodeHelp}
+`;
+
+class UsageError extends Error {}
+
+interface DaemonEntry {
+  id: string;
+  host: string;
+  adminPort: number;
+  groups: { port: number }[];
+}
+
+function loadDaemons(file: string | undefined): DaemonEntry[] | undefined {
+  const path = file ?? process.env.KV_CONFIG ?? (existsSync('kv.config.json') ? 'kv.config.json' : undefined);
+  if (!path) return undefined;
+  let raw: { daemons?: DaemonEntry[] };
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}; pass --config FILE`);
+  }
+  if (!Array.isArray(raw.daemons)) throw new UsageError(`config ${path} has no "daemons" list`);
+  return raw.daemons;
+}
+
+function serverList(flag: string | undefined, configFile: string | undefined): string[] {
+  const list = flag ?? process.env.KV_SERVERS;
+  if (list) return list.split(',').map((s) => s.trim()).filter(Boolean);
+  const daemons = loadDaemons(configFile);
+  if (daemons) return daemons.flatMap((d) => d.groups.map((g) => `${d.host ?? '127.0.0.1'}:${g.port}`));
+  return DEFAULT_SERVERS;
+}
+
+function adminRequest(port: number, req: object, host = '127.0.0.1', timeoutMs = 5000): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, host);
+    let buf = '';
+    s.setEncoding('utf8');
+    s.setTimeout(timeoutMs, () => {
+      s.destroy();
+      reject(new Error(`admin port ${host}:${port} did not answer in ${timeoutMs} ms`));
+    });
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        s.end();
+        resolve(JSON.parse(buf.slice(0, nl)));
+      }
+    });
+    s.on('error', (e) => reject(new Error(`admin port ${host}:${port}: ${e.message}`)));
+    s.write(JSON.stringify(req) + '\n');
+  });
+}
+
+const out = (s: string) => process.stdout.write(s + '\n');
+const json = (v: unknown) => out(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)));
+
+function printValue(r: ValueResult, asJson: boolean, what: string): number {
+  if (asJson) {
+    json(r.found ? { found: true, value: r.value.toString('utf8'), timestamp: r.timestamp } : { found: false });
+  } else if (r.found) {
+    process.stdout.write(r.value);
+    process.stdout.write('\n');
+  } else {
+    process.stderr.write(`${what}\n`);
+  }
+  return r.found ? ExitCode.OK : ExitCode.NOT_FOUND;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function needArgs(args: string[], n: number, usage: string): void {
+  if (args.length < n) throw new UsageError(`missing argument: kv ${usage}`);
+}
+
+async function status(values: Opts): Promise<number> {
+  const daemons = loadDaemons(values.config);
+  const targets = daemons
+    ? daemons.map((d) => ({ id: d.id, host: d.host ?? '127.0.0.1', port: d.adminPort }))
+    : DEFAULT_ADMIN_PORTS.map((port) => ({ id: `admin:${port}`, host: '127.0.0.1', port }));
+  const intervalMs = Number(values.interval ?? 1000);
+  const sample = () => Promise.all(targets.map((t) => adminRequest(t.port, { op: 'status' }, t.host).catch((e: Error) => e)));
+  const first = await sample();
+  await new Promise((r) => setTimeout(r, intervalMs));
+  const second = await sample();
+  const rows: Record<string, unknown>[] = [];
+  let reachable = 0;
+  targets.forEach((t, i) => {
+    const a = first[i], b = second[i];
+    if (b instanceof Error || !b.ok) {
+      rows.push({ daemon: t.id, error: b instanceof Error ? b.message : b.error });
+      return;
+    }
+    reachable++;
+    for (const g of b.status.groups) {
+      const before = a instanceof Error ? undefined : a.status.groups.find((x: any) => x.port === g.port);
+      const reqs = (gs: any) => gs.processors.reduce((n: number, p: any) => n + p.requests, 0);
+      rows.push({
+        daemon: b.status.daemon,
+        port: g.port,
+        processorsAlive: g.processors.filter((p: any) => p.state === 'running').length,
+        processorsTarget: g.processorsTarget,
+        heartbeatAgeMs: Math.max(0, ...g.processors.map((p: any) => p.heartbeatAgeMs)),
+        restarts: g.restarts,
+        requestsPerSecond: before ? Math.max(0, Math.round(((reqs(g) - reqs(before)) * 1000) / intervalMs)) : null,
+        connections: g.processors.reduce((n: number, p: any) => n + p.connections, 0),
+        storeBytes: g.storeBytes,
+      });
+    }
+  });
+  if (values.json) json(rows);
+  else {
+    for (const r of rows) {
+      if ('error' in r) out(`${r.daemon}: unreachable (${r.error})`);
+      else {
+        out(`${r.daemon} port ${r.port}: processors ${r.processorsAlive}/${r.processorsTarget}, heartbeat age ${r.heartbeatAgeMs} ms, ` +
+          `restarts ${r.restarts}, ${r.requestsPerSecond ?? '?'} req/s, ${r.connections} connections, store ${((r.storeBytes as number) / 1048576).toFixed(1)} MiB`);
+      }
+    }
+  }
+  return reachable === 0 ? ExitCode.UNREACHABLE : ExitCode.OK;
+}
+
+async function workers(values: Opts): Promise<number> {
+  const port = Number(values.port), count = Number(values.count);
+  if (!Number.isInteger(port) || !Number.isInteger(count) || count < 1) {
+    throw new UsageError('workers needs --port P (a group port) and --count N (processors, >= 1)');
+  }
+  const daemons = loadDaemons(values.config);
+  const d = daemons?.find((x) => x.groups.some((g) => g.port === port));
+  if (daemons && !d) throw new UsageError(`no daemon in the config serves port ${port}`);
+  const adminPort = d?.adminPort ?? DEFAULT_ADMIN_PORTS[DEFAULT_SERVERS.findIndex((s) => s.endsWith(`:${port}`))];
+  if (adminPort === undefined) throw new UsageError(`cannot tell which admin port serves ${port}; pass --config FILE`);
+  const reply = await adminRequest(adminPort, { op: 'resize', port, processors: count }, d?.host ?? '127.0.0.1', 60_000);
+  if (values.json) json(reply);
+  else if (reply.ok) out(`port ${port}: ${count} processors`);
+  if (!reply.ok) {
+    process.stderr.write(`resize refused: ${reply.error}\n`);
+    return ExitCode.SERVER_ERROR;
+  }
+  return ExitCode.OK;
+}
+
+type Opts = { servers?: string; config?: string; deadline?: string; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'bench') {
+    const run = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+    return spawnSync(process.execPath, [run, ...argv.slice(1)], { stdio: 'inherit' }).status ?? ExitCode.SERVER_ERROR;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        servers: { type: 'string' },
+        config: { type: 'string' },
+        deadline: { type: 'string' },
+        interval: { type: 'string' },
+        port: { type: 'string' },
+        count: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}; see kv --help`);
+  }
+  const values = parsed.values as Opts;
+  const [command, ...args] = parsed.positionals;
+  if (values.help || !command) {
+    process.stdout.write(help);
+    return command || values.help ? ExitCode.OK : ExitCode.BAD_INPUT;
+  }
+  if (command === 'status') return status(values);
+  if (command === 'workers') return workers(values);
+  if (!['get', 'put', 'del', 'chk'].includes(command)) throw new UsageError(`unknown command "${command}"; see kv --help`);
+  const deadlineMs = Number(values.deadline ?? 3000);
+  if (!(deadlineMs > 0)) throw new UsageError('--deadline must be a positive number of milliseconds');
+  const client = new KvClient({ servers: serverList(values.servers, values.config), deadlineMs, connectTimeoutMs: Math.min(1000, deadlineMs) });
+  try {
+    switch (command) {
+      case 'get':
+        needArgs(args, 1, 'get KEY');
+        return printValue(await client.get(args[0]!), !!values.json, `not found: ${args[0]}`);
+      case 'put': {
+        needArgs(args, 1, 'put KEY [VALUE|-]');
+        const value = args[1] === undefined || args[1] === '-' ? await readStdin() : args[1];
+        const old = await client.put(args[0]!, value);
+        if (values.json) json(old.found ? { ok: true, old: { value: old.value.toString('utf8'), timestamp: old.timestamp } } : { ok: true, old: null });
+        else if (old.found) printValue(old, false, '');
+        return ExitCode.OK;
+      }
+      case 'del':
+        needArgs(args, 1, 'del KEY');
+        return printValue(await client.del(args[0]!), !!values.json, `not found: ${args[0]}`);
+      default:
+        await client.chk();
+        if (values.json) json({ ok: true });
+        else out('ok');
+        return ExitCode.OK;
+    }
+  } finally {
+    client.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    if (e instanceof UsageError || e instanceof KvInputError) {
+      process.stderr.write(`kv: ${e.message}\n`);
+      process.exitCode = ExitCode.BAD_INPUT;
+    } else if (e instanceof KvUnavailableError) {
+      process.stderr.write(`kv: ${e.message}\nStart the daemons (npm start) or point kv at them with --servers host:port,...\n`);
+      process.exitCode = ExitCode.UNREACHABLE;
+    } else if (e instanceof KvServerError) {
+      process.stderr.write(`kv: ${e.message}\n`);
+      process.exitCode = ExitCode.SERVER_ERROR;
+    } else if (/admin port/.test(e.message)) {
+      process.stderr.write(`kv: ${e.message}\nIs the daemon running? Check --config.\n`);
+      process.exitCode = ExitCode.UNREACHABLE;
+    } else {
+      process.stderr.write(`kv: unexpected error: ${e.stack}\n`);
+      process.exitCode = ExitCode.SERVER_ERROR;
+    }
+  },
+);
