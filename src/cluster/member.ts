@@ -18,6 +18,8 @@ export interface MemberHooks {
   health(): { processorsAlive: number; restarts: number; degradedGroups: string[] };
   /** the leader asks to try the given groups (client ports) again */
   retryGroups(groups: string[]): void;
+  /** the member cannot go on safely (its election state cannot be saved): stop the daemon */
+  fatal(reason: string): void;
 }
 
 /** The core's clock step: timers (heartbeats, elections, pulls) resolve to this. */
@@ -43,6 +45,8 @@ export class ClusterMember {
   private notifyScheduled = false;
   private keyCount = 0;
   private stopped: Promise<void> | undefined;
+  /** the election state could not be saved: nothing more leaves this member */
+  private failed = false;
 
   private constructor(parts: {
     config: Config;
@@ -68,12 +72,12 @@ export class ClusterMember {
     this.jobs = parts.jobs;
   }
 
-  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
+  /** `hardState` stays the caller's: the member saves to it but does not close it. */
+  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
     const c = config.cluster;
     const secret = loadSecret(config, log);
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin });
-    const hardState = HardStateFile.open(daemon.stateFile);
     const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: c.antiEntropyIntervalMs });
     const node = new ClusterNode({
       self: daemon.id,
@@ -161,11 +165,15 @@ export class ClusterMember {
 
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
   private carryOut(out: Output): void {
+    if (this.failed) return;
     if (out.persist) {
       try {
         this.hardState.save(out.persist);
       } catch (e) {
-        this.log('error', 'cannot save the election state; sending nothing of this step', { error: (e as Error).message });
+        // the core already counts on this vote or term: going on could mean two votes in one term after a restart
+        this.failed = true;
+        this.log('error', 'cannot save the election state; sending nothing more and stopping the daemon', { error: (e as Error).message });
+        this.hooks.fatal(`cannot save the election state: ${(e as Error).message}`);
         return;
       }
     }
@@ -243,7 +251,6 @@ export class ClusterMember {
       for (const done of this.fetches.values()) done();
       this.fetches.clear();
       this.store.close();
-      this.hardState.close();
     })();
     return this.stopped;
   }

@@ -7,6 +7,8 @@ import type { Server } from 'node:net';
 import type { Config, DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
+import { ClockFloor } from '../cluster/clock-floor.ts';
+import { HardStateFile } from '../cluster/hard-state.ts';
 import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
@@ -41,6 +43,9 @@ export class Supervisor {
   private readonly startedAtMs = Date.now();
   private stopped: Promise<void> | undefined;
   private member: ClusterMember | undefined;
+  /** cluster mode: the election state file, which also holds the clock floor */
+  private hardState: HardStateFile | undefined;
+  private clockFloor: ClockFloor | undefined;
 
   constructor(config: Config, daemon: DaemonConfig, log: Logger, events: SupervisorEvents) {
     this.config = config;
@@ -62,6 +67,18 @@ export class Supervisor {
       }
     }
     const clustered = this.config.daemons.length > 1;
+    if (clustered) {
+      // before any processor issues a timestamp: above every version issued before, even if the data file was lost
+      this.hardState = HardStateFile.open(this.daemon.stateFile);
+      try {
+        this.clockFloor = new ClockFloor(this.hardState, this.clock, {
+          onSaveFailed: (e) => this.events.onGiveUp(`cannot raise the clock floor: ${e.message}`),
+        });
+      } catch (e) {
+        this.hardState.close();
+        throw e;
+      }
+    }
     const groupEvents: GroupEvents = {
       onShutdownRequested: (from) => this.events.onShutdownRequested(from),
       // a lone daemon exits so pm2 restarts it; a cluster member stays up, degraded, and the leader asks it to retry
@@ -79,7 +96,7 @@ export class Supervisor {
     try {
       await Promise.all(this.groups.map((g) => g.start()));
       if (clustered) {
-        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.log, {
+        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.hardState!, this.log, {
           health: () => ({
             processorsAlive: this.groups.reduce((n, g) => n + g.alive, 0),
             restarts: this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
@@ -88,6 +105,7 @@ export class Supervisor {
           retryGroups: (ports) => {
             for (const g of this.groups) if (g.degraded && ports.includes(String(g.group.port))) void g.retry();
           },
+          fatal: (reason) => this.events.onGiveUp(reason),
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
@@ -149,6 +167,8 @@ export class Supervisor {
       this.admin?.close();
       await this.member?.stop();
       await Promise.all(this.groups.map((g) => g.stop()));
+      this.clockFloor?.stop();
+      this.hardState?.close();
       this.log('info', 'daemon stopped');
     })();
     return this.stopped;
