@@ -1,20 +1,6 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { freePorts, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
-
-const BIN = fileURLToPath(new URL('../bin/kv.js', import.meta.url));
-
-function kv(args: string[], input?: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, KV_SERVERS: '', KV_CONFIG: '', ...env } });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+import { kv } from './helpers/kv-cli.ts';
 
 let daemon: RunningDaemon;
 test.before(async () => {
@@ -50,7 +36,8 @@ test('status and workers resize over the admin port', async (t) => {
   t.is(resized.code, 0, resized.stderr);
   const st = await kv(['status', '--json', '--interval', '100', '--config', daemon.configFile]);
   t.is(st.code, 0, st.stderr);
-  const [row] = JSON.parse(st.stdout);
+  const { ports: [row], cluster } = JSON.parse(st.stdout);
+  t.is(cluster, null, 'a lone daemon has no cluster view');
   t.is(row.port, daemon.ports[0]);
   t.is(row.processorsTarget, 2);
   t.true(typeof row.requestsPerSecond === 'number' && typeof row.storeBytes === 'number');

@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { TestCluster } from './helpers/cluster.ts';
 import { waitFor } from './helpers/daemon.ts';
+import { kv } from './helpers/kv-cli.ts';
 import { Command, Flag } from '../src/protocol/index.ts';
 
 const value = (f: { value: Uint8Array }) => Buffer.from(f.value).toString();
@@ -48,6 +49,19 @@ test('kill -9 of the leader: a new leader is elected, writes go on, the old lead
   t.true(second.term > first.term);
   const survivors = c.members.filter((m) => m.id !== first.id);
   for (let i = 0; i < 30; i++) t.is((await c.put(survivors[i % 2].id, `during${i}`, `d${i}`)).command, Command.NO_VAL);
+
+  // `kv status` shows the new leader's view: the dead daemon unreachable, the survivors with their status
+  const status = await waitFor('kv status to show the old leader unreachable', async () => {
+    const r = await kv(['status', '--json', '--interval', '10', '--config', c.configFile]);
+    const { cluster } = JSON.parse(r.stdout);
+    return cluster?.self === second.id && cluster.daemons.find((d: any) => d.id === first.id)?.role === 'unreachable' ? { ...r, cluster } : null;
+  });
+  t.is(status.code, 0);
+  t.is(status.cluster.leaderId, second.id);
+  for (const m of survivors) t.true(status.cluster.daemons.find((d: any) => d.id === m.id).status.processorsAlive >= 1, m.id);
+  const text = await kv(['status', '--interval', '10', '--config', c.configFile]);
+  t.regex(text.stdout, new RegExp(`cluster: leader ${second.id}, term ${second.term}`));
+  t.regex(text.stdout, new RegExp(`^  ${first.id}: unreachable, term`, "m"));
 
   await c.startMember(first.id);
   for (let i = 0; i < 30; i++) await c.waitForValue(first.id, `during${i}`, `d${i}`);

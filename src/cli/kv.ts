@@ -4,7 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { adminRequest } from '../supervisor/admin-client.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
@@ -65,27 +65,6 @@ function serverList(flag: string | undefined, configFile: string | undefined): s
   return DEFAULT_SERVERS;
 }
 
-function adminRequest(port: number, req: object, host = '127.0.0.1', timeoutMs = 5000): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, host);
-    let buf = '';
-    s.setEncoding('utf8');
-    s.setTimeout(timeoutMs, () => {
-      s.destroy();
-      reject(new Error(`admin port ${host}:${port} did not answer in ${timeoutMs} ms`));
-    });
-    s.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        s.end();
-        resolve(JSON.parse(buf.slice(0, nl)));
-      }
-    });
-    s.on('error', (e) => reject(new Error(`admin port ${host}:${port}: ${e.message}`)));
-    s.write(JSON.stringify(req) + '\n');
-  });
-}
 
 const out = (s: string) => process.stdout.write(s + '\n');
 const json = (v: unknown) => out(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)));
@@ -147,7 +126,8 @@ async function status(values: Opts): Promise<number> {
       });
     }
   });
-  if (values.json) json(rows);
+  const cluster = clusterView(second.filter((r) => !(r instanceof Error) && r.ok).map((r) => r.status.cluster));
+  if (values.json) json({ ports: rows, cluster });
   else {
     for (const r of rows) {
       if ('error' in r) out(`${r.daemon}: unreachable (${r.error})`);
@@ -156,8 +136,32 @@ async function status(values: Opts): Promise<number> {
           `restarts ${r.restarts}, ${r.requestsPerSecond ?? '?'} req/s, ${r.connections} connections, store ${((r.storeBytes as number) / 1048576).toFixed(1)} MiB`);
       }
     }
+    if (cluster) printCluster(cluster);
   }
   return reachable === 0 ? ExitCode.UNREACHABLE : ExitCode.OK;
+}
+
+/** The leader's view when a reachable daemon is the leader (it has every daemon's status), else any daemon's own view. */
+function clusterView(views: any[]): any | null {
+  const present = views.filter(Boolean);
+  return present.find((v) => v.role === 'leader') ?? present[0] ?? null;
+}
+
+function printCluster(view: any): void {
+  out(`cluster: leader ${view.leaderId ?? 'none known'}, term ${view.term} (view of ${view.self}, a ${view.role}; connected peers: ${view.connectedPeers.join(', ') || 'none'})`);
+  for (const d of view.daemons) {
+    const s = d.status;
+    const parts = [
+      d.role,
+      `term ${d.term ?? '?'}`,
+      `seen ${d.lastSeenAgoMs === null ? 'never' : `${Math.round(d.lastSeenAgoMs)} ms ago`}`,
+      s ? `processors ${s.processorsAlive}, restarts ${s.restarts}, keys ${s.keyCount}` : 'no status yet',
+      s?.degradedGroups.length ? `DEGRADED ports ${s.degradedGroups.join(', ')}` : '',
+      d.unpulledChanges === null ? '' : `unpulled changes ${d.unpulledChanges}`,
+      d.clockOffsetMs === null ? '' : `clock offset ${Math.round(d.clockOffsetMs)} ms${d.clockSkewed ? ' (SKEWED)' : ''}`,
+    ];
+    out(`  ${d.id}: ${parts.filter(Boolean).join(', ')}`);
+  }
 }
 
 async function workers(values: Opts): Promise<number> {

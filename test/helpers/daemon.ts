@@ -4,7 +4,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { adminRequest } from '../../src/supervisor/admin-client.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -124,23 +124,7 @@ export function launch(
   });
 }
 
-export function adminRequest(port: number, req: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        s.end();
-        resolve(JSON.parse(buf.slice(0, nl)));
-      }
-    });
-    s.on('error', reject);
-    s.write(JSON.stringify(req) + '\n');
-  });
-}
+export { adminRequest };
 
 /** Polls `check` until it returns a truthy value or the deadline passes. */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<NonNullable<T>> {
