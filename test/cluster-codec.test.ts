@@ -2,7 +2,7 @@
 // (truncated, oversized, garbage, wrong version, wrong field types, unknown
 // fields, out-of-range numbers) is refused as a value and never throws.
 import test from 'ava';
-import { CODEC_VERSION, decodeMessage, defaultCodecLimits, encodeMessage, type Entry, type Message } from '../src/cluster/core/index.ts';
+import { CODEC_VERSION, decodeMessage, defaultCodecLimits, encodeMessage, entriesPerMessage, type Entry, type Message } from '../src/cluster/core/index.ts';
 import { Rng } from './sim/simulator.ts';
 
 const live: Entry = { key: 'apple', value: Uint8Array.from([0, 1, 2, 255]), ts: 1_732_000_000_123_456n, origin: 2 };
@@ -164,3 +164,16 @@ function normalize(m: Message): unknown {
     }),
   );
 }
+
+test('a page of the largest entries (every key character escaped) fits the message limit it was sized for', (t) => {
+  const key = '"\\'.repeat(64); // printable ASCII that JSON escapes: 128 bytes become 256
+  for (const maxMessageBytes of [64 * 1024, 1024 * 1024, defaultCodecLimits.maxMessageBytes]) {
+    const n = entriesPerMessage(maxMessageBytes, 100_000);
+    const entries: Entry[] = Array.from({ length: n }, () => ({ key, value: new Uint8Array(2048).fill(255), ts: (1n << 63n) - 1n, origin: 255 }));
+    const page: Message = { type: 'changes', term: Number.MAX_SAFE_INTEGER, from: 'n'.repeat(64), reqId: Number.MAX_SAFE_INTEGER, entries, cursor: 'c'.repeat(256), more: true };
+    const bytes = encodeMessage(page).length;
+    t.true(bytes <= maxMessageBytes, `${n} entries: ${bytes} bytes <= ${maxMessageBytes}`);
+    const limits = { ...defaultCodecLimits, maxMessageBytes, maxEntries: Math.max(n, defaultCodecLimits.maxEntries) };
+    t.true(decodeMessage(encodeMessage(page), limits).ok, 'and decodes within that limit');
+  }
+});

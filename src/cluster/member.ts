@@ -7,7 +7,7 @@ import type { Config, DaemonConfig } from '../config/config.ts';
 import type { Logger } from '../supervisor/log.ts';
 import type { SharedClock } from '../store/clock.ts';
 import { Store } from '../store/store.ts';
-import { ClusterNode, decodeMessage, defaultCodecLimits, encodeMessage, type ClusterView, type Output } from './core/index.ts';
+import { ClusterNode, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
@@ -93,6 +93,8 @@ export class ClusterMember {
         maxClockSkewMs: c.maxClockSkewMs,
         keyFetchTimeoutMs: c.readThroughTimeoutMs,
         maxPendingKeyFetches: c.maxPendingKeyFetches,
+        // a page of changes always fits in one peer message
+        maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
       },
       random: Math.random,
       wallClockMs: Date.now,

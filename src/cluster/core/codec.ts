@@ -33,6 +33,20 @@ const DECIMAL = /^(0|[1-9][0-9]{0,18})$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const INT63_MAX = (1n << 63n) - 1n;
 
+/**
+ * Upper bound of one encoded entry: a 128-byte key whose every character
+ * needs a JSON escape, a 2048-byte value in base64, a 20-digit timestamp, an
+ * origin, field names and separators.
+ */
+const MAX_ENCODED_ENTRY_BYTES = 2 * 128 + 2732 + 20 + 20 + 64;
+/** Room for everything else in a Changes / BucketEntries message (type, reqId, cursor). */
+const MESSAGE_OVERHEAD_BYTES = 1024;
+
+/** How many entries one message may carry so that it never exceeds `maxMessageBytes`, at most `cap`. */
+export function entriesPerMessage(maxMessageBytes: number, cap: number): number {
+  return Math.max(1, Math.min(cap, Math.floor((maxMessageBytes - MESSAGE_OVERHEAD_BYTES) / MAX_ENCODED_ENTRY_BYTES)));
+}
+
 export type DecodeResult = { ok: true; msg: Message } | { ok: false; error: string };
 
 const encodeEntry = (e: Entry) => ({

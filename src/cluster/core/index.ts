@@ -5,7 +5,7 @@ export { ClusterNode, type ClusterNodeOptions } from './node.ts';
 export type { Output } from './outbox.ts';
 export type { ClusterView, DaemonView } from './monitor.ts';
 export type { Message, MessageType, Outgoing } from './messages.ts';
-export { encodeMessage, decodeMessage, CODEC_VERSION, defaultCodecLimits, type CodecLimits, type DecodeResult } from './codec.ts';
+export { encodeMessage, decodeMessage, entriesPerMessage, CODEC_VERSION, defaultCodecLimits, type CodecLimits, type DecodeResult } from './codec.ts';
 export {
   compareVersions,
   bucketOf,

@@ -144,7 +144,7 @@ export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
   maxClockSkewMs: 500,
   keyFetchTimeoutMs: 500,
   maxPendingKeyFetches: 1024,
-  maxEntriesPerMessage: 512,
+  maxEntriesPerMessage: 2048,
   retryGroupsBackoffInitialMs: 1_000,
   retryGroupsBackoffMaxMs: 60_000,
 });
