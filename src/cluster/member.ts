@@ -6,6 +6,7 @@
 import type { Config, DaemonConfig } from '../config/config.ts';
 import type { Logger } from '../supervisor/log.ts';
 import type { SharedClock } from '../store/clock.ts';
+import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
 import { ClusterNode, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
@@ -72,12 +73,12 @@ export class ClusterMember {
     this.jobs = parts.jobs;
   }
 
-  /** `hardState` stays the caller's: the member saves to it but does not close it. */
-  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
+  /** `hardState` stays the caller's: the member saves to it but does not close it. `writeLock` is the one of the group whose file it replicates. */
+  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, writeLock: WriteLock, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
     const c = config.cluster;
     const secret = loadSecret(config, log);
     const origin = config.daemons.indexOf(daemon);
-    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin });
+    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
     const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: c.antiEntropyIntervalMs });
     const node = new ClusterNode({
       self: daemon.id,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
+import type { WriteLock } from './write-lock.ts';
 
 export interface Versioned {
   value: Buffer;
@@ -38,6 +39,8 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** the daemon id written as `origin` of local writes */
   origin?: number;
+  /** shared by every connection of this daemon to this file: writers take turns without SQLite's sleeping busy handler */
+  writeLock?: WriteLock;
 }
 
 /** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
@@ -120,10 +123,13 @@ export class Store {
   /** next change sequence number, valid only inside a write transaction */
   private seq = 0n;
 
-  private constructor(file: string, db: Database.Database, origin: number) {
+  private readonly writeLock: WriteLock | undefined;
+
+  private constructor(file: string, db: Database.Database, origin: number, writeLock: WriteLock | undefined) {
     this.file = file;
     this.db = db;
     this.origin = BigInt(origin);
+    this.writeLock = writeLock;
     this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted, origin FROM data_store WHERE key = ?');
     this.upsert = db.prepare(
       `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
@@ -172,7 +178,7 @@ export class Store {
       }
       db.exec(SCHEMA);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
-      return new Store(file, db, options.origin ?? 0);
+      return new Store(file, db, options.origin ?? 0, options.writeLock);
     } catch (e) {
       db?.close();
       if (e instanceof StoreError) throw e;
@@ -219,6 +225,15 @@ export class Store {
    * error is rethrown as a StoreError: nothing of the batch is applied.
    */
   writeBatch<T>(body: () => T): T {
+    this.writeLock?.acquire();
+    try {
+      return this.transaction(body);
+    } finally {
+      this.writeLock?.release();
+    }
+  }
+
+  private transaction<T>(body: () => T): T {
     try {
       this.begin.run();
     } catch (e) {

@@ -8,6 +8,7 @@ import type { Config, DaemonConfig, GroupConfig } from '../config/config.ts';
 import { STAT_SLOTS, StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from '../worker/contract.ts';
 import { RestartPolicy } from './backoff.ts';
 import type { Logger } from './log.ts';
+import { WriteLock } from '../store/write-lock.ts';
 
 const PROCESSOR_ENTRY = new URL('../worker/processor.ts', import.meta.url);
 
@@ -63,6 +64,8 @@ export class ProcessorGroup {
   private readonly daemonIndex: number;
   private readonly config: Config;
   private readonly clock: SharedArrayBuffer;
+  /** the processors' write turns on this group's file; the cluster member on the main thread takes them too */
+  readonly writeLock = new WriteLock();
   private readonly log: Logger;
   private readonly events: GroupEvents;
   private policy: RestartPolicy;
@@ -114,6 +117,7 @@ export class ProcessorGroup {
       readThroughTimeoutMs: this.config.cluster.readThroughTimeoutMs,
       stats: stats.buffer as SharedArrayBuffer,
       clock: this.clock,
+      writeLock: this.writeLock.buffer,
     };
     const worker = new Worker(PROCESSOR_ENTRY, { workerData: data, name: `kv ${this.daemon.id}:${this.group.port}#${slot}` });
     let resolveReady!: () => void;

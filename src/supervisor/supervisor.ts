@@ -96,7 +96,7 @@ export class Supervisor {
     try {
       await Promise.all(this.groups.map((g) => g.start()));
       if (clustered) {
-        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.hardState!, this.log, {
+        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.groups[0].writeLock, this.hardState!, this.log, {
           health: () => ({
             processorsAlive: this.groups.reduce((n, g) => n + g.alive, 0),
             restarts: this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),

@@ -25,6 +25,8 @@ export interface ProcessorData {
   stats: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
   clock: SharedArrayBuffer;
+  /** WriteLock buffer shared by every thread that writes this group's file */
+  writeLock: SharedArrayBuffer;
 }
 
 /** Indexes into the processor's Float64Array of shared stats. */

@@ -38,7 +38,7 @@ export interface HandlerEnv {
   onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
 
-const isWrite = (r: Request) => !r.refused && (r.frame.command === Command.PUT || r.frame.command === Command.DEL);
+export const isWrite = (r: Request): boolean => !r.refused && (r.frame.command === Command.PUT || r.frame.command === Command.DEL);
 
 function found(id: bigint, key: string, v: Versioned | undefined): FrameFields {
   return v

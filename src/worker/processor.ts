@@ -8,7 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
 import { Store, type StoreError } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
-import { executeBatch, rereadGet, type HandlerEnv, type Request } from './handler.ts';
+import { WriteLock } from '../store/write-lock.ts';
+import { executeBatch, isWrite, rereadGet, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
 
 const data = workerData as ProcessorData;
@@ -35,6 +36,7 @@ interface Connection {
 const DRAIN_IDLE_CLOSE_MS = 50;
 
 const store = Store.open(data.dbFile, {
+  writeLock: new WriteLock(data.writeLock),
   durability: data.durability,
   maxStoreBytes: data.limits.maxStoreBytes,
   origin: data.daemonIndex,
@@ -43,6 +45,17 @@ const clock = new SharedClock(data.clock);
 const connections = new Set<Connection>();
 let batchConnections: Connection[] = [];
 let batchScheduled = false;
+/** requests queued for the next batch, and how many were queued at the previous look */
+let batchRequests = 0;
+let batchRequestsSeen = 0;
+let batchDeferrals = 0;
+/**
+ * Group commit: a batch with writes pays one fsync however many writes it
+ * holds. When requests are still arriving, the batch waits up to this many
+ * more event-loop turns (each reads whatever the sockets have by then)
+ * instead of committing the first few alone.
+ */
+const MAX_BATCH_DEFERRALS = 3;
 /** stop was asked: no new connections; open ones are served until idle or the drain deadline */
 let draining = false;
 /** the drain deadline passed: every request is refused with SHUTTING_DOWN */
@@ -115,6 +128,7 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   conn.inFlight++;
   if (conn.queued.length === 0) batchConnections.push(conn);
   conn.queued.push(req);
+  batchRequests++;
   if (!batchScheduled) {
     batchScheduled = true;
     setImmediate(runBatch);
@@ -122,7 +136,15 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
 }
 
 function runBatch(): void {
+  const arriving = batchRequests > batchRequestsSeen;
+  if (arriving && batchDeferrals < MAX_BATCH_DEFERRALS && batchConnections.some((c) => c.queued.some(isWrite))) {
+    batchDeferrals++;
+    batchRequestsSeen = batchRequests;
+    setImmediate(runBatch);
+    return;
+  }
   batchScheduled = false;
+  batchRequests = batchRequestsSeen = batchDeferrals = 0;
   const conns = batchConnections;
   batchConnections = [];
   const batch: Request[] = [];
