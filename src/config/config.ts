@@ -35,6 +35,8 @@ export interface Limits {
   maxPendingReplyBytesPerConnection: number;
   /** SQLite file size cap (0 = none); a write past it fails with STORE_FAILED */
   maxStoreBytes: number;
+  /** keys each processor keeps in memory after reading them (0 = none); dropped when another thread or process commits */
+  readCacheEntries: number;
 }
 
 export interface Supervision {
@@ -107,6 +109,7 @@ export const defaultLimits: Limits = {
   idleTimeoutMs: 60_000,
   maxPendingReplyBytesPerConnection: 4 * 1024 * 1024,
   maxStoreBytes: 0,
+  readCacheEntries: 4096,
 };
 
 export const defaultSupervision: Supervision = {
@@ -229,6 +232,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
   const limits: Limits = {
     maxConnectionsPerProcessor: int(l, 'maxConnectionsPerProcessor', 'config.limits', 1, 1_000_000, defaultLimits.maxConnectionsPerProcessor),
     maxInFlightPerConnection: int(l, 'maxInFlightPerConnection', 'config.limits', 1, 65_536, defaultLimits.maxInFlightPerConnection),
+    readCacheEntries: int(l, 'readCacheEntries', 'config.limits', 0, 1_000_000, defaultLimits.readCacheEntries),
     idleTimeoutMs: int(l, 'idleTimeoutMs', 'config.limits', 100, 86_400_000, defaultLimits.idleTimeoutMs),
     maxPendingReplyBytesPerConnection: int(l, 'maxPendingReplyBytesPerConnection', 'config.limits', 4096, 1 << 30, defaultLimits.maxPendingReplyBytesPerConnection),
     maxStoreBytes: int(l, 'maxStoreBytes', 'config.limits', 0, Number.MAX_SAFE_INTEGER, defaultLimits.maxStoreBytes),

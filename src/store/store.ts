@@ -41,6 +41,12 @@ export interface StoreOptions {
   origin?: number;
   /** shared by every connection of this daemon to this file: writers take turns without SQLite's sleeping busy handler */
   writeLock?: WriteLock;
+  /**
+   * Keep up to this many recently read keys in memory (0: none). The caller
+   * must call `syncReadCache()` before each batch of reads, which drops the
+   * cache when another connection has committed since.
+   */
+  readCacheEntries?: number;
 }
 
 /** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
@@ -124,12 +130,21 @@ export class Store {
   private seq = 0n;
 
   private readonly writeLock: WriteLock | undefined;
+  /** key → its live value, or null when known absent; valid for `cachedDataVersion` */
+  private readonly cache: Map<string, Versioned | null> | undefined;
+  private readonly cacheLimit: number;
+  private readonly selectDataVersion: Database.Statement<[], number>;
+  private cachedDataVersion = -1;
 
-  private constructor(file: string, db: Database.Database, origin: number, writeLock: WriteLock | undefined) {
+  private constructor(file: string, db: Database.Database, origin: number, options: StoreOptions) {
     this.file = file;
     this.db = db;
     this.origin = BigInt(origin);
-    this.writeLock = writeLock;
+    this.writeLock = options.writeLock;
+    this.cacheLimit = options.readCacheEntries ?? 0;
+    this.cache = this.cacheLimit > 0 ? new Map() : undefined;
+    // changes whenever another connection commits to the file (not for this connection's own commits)
+    this.selectDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted, origin FROM data_store WHERE key = ?');
     this.upsert = db.prepare(
       `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
@@ -178,7 +193,7 @@ export class Store {
       }
       db.exec(SCHEMA);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
-      return new Store(file, db, options.origin ?? 0, options.writeLock);
+      return new Store(file, db, options.origin ?? 0, options);
     } catch (e) {
       db?.close();
       if (e instanceof StoreError) throw e;
@@ -195,10 +210,26 @@ export class Store {
     }
   }
 
+  /** Drops the read cache if another connection (processor, cluster member, process) committed since the last call. */
+  syncReadCache(): void {
+    if (!this.cache) return;
+    const version = this.selectDataVersion.get()!;
+    if (version !== this.cachedDataVersion) {
+      this.cache.clear();
+      this.cachedDataVersion = version;
+    }
+  }
+
   get(key: string): Versioned | undefined {
+    const cached = this.cache?.get(key);
+    if (cached !== undefined) return cached ?? undefined;
     const row = this.selectRow.get(key);
-    if (!row || row.deleted !== 0n) return undefined;
-    return { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
+    const found = !row || row.deleted !== 0n ? undefined : { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
+    if (this.cache) {
+      if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, found ?? null);
+    }
+    return found;
   }
 
   getTimestamp(key: string): bigint | undefined {
@@ -247,6 +278,8 @@ export class Store {
       return result;
     } catch (e) {
       if (this.db.inTransaction) this.rollback.run();
+      // reads inside the transaction may have cached rows that were just rolled back
+      this.cache?.clear();
       throw e instanceof StoreError ? e : new StoreError(this.file, 'write failed and was rolled back', e);
     }
   }
@@ -265,6 +298,7 @@ export class Store {
     const row = this.selectRow.get(key);
     const old = row && row.deleted === 0n ? { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp } : undefined;
     if (value === null && !row) return undefined; // deleting a key never seen: nothing to record
+    this.cache?.delete(key);
     this.seq += 1n;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq);
     return old;
@@ -325,6 +359,7 @@ export class Store {
   applyRemote(c: { key: string; value: Uint8Array | null; timestamp: bigint; origin: number }): boolean {
     const row = this.selectRow.get(c.key);
     if (row && !isNewer(c.timestamp, c.origin, row.timestamp, Number(row.origin))) return false;
+    this.cache?.delete(c.key);
     this.seq += 1n;
     const value = c.value === null ? null : Buffer.from(c.value.buffer, c.value.byteOffset, c.value.length);
     this.upsert.run(c.key, value, c.timestamp, BigInt(c.origin), c.value === null ? 1 : 0, this.seq);

@@ -37,6 +37,7 @@ const DRAIN_IDLE_CLOSE_MS = 50;
 
 const store = Store.open(data.dbFile, {
   writeLock: new WriteLock(data.writeLock),
+  readCacheEntries: data.limits.readCacheEntries,
   durability: data.durability,
   maxStoreBytes: data.limits.maxStoreBytes,
   origin: data.daemonIndex,
@@ -149,6 +150,7 @@ function runBatch(): void {
   batchConnections = [];
   const batch: Request[] = [];
   for (const c of conns) for (const r of c.queued) batch.push(r);
+  store.syncReadCache();
   executeBatch(env, batch);
   for (const conn of conns) {
     for (const r of conn.queued) conn.outbox.push(r);
@@ -187,6 +189,7 @@ function flush(conn: Connection): void {
     const head = box[0];
     conn.waiting = true;
     void keyFetched(head.awaitKey!).then(() => {
+      store.syncReadCache(); // the fetched key was written by another connection
       head.reply = rereadGet(env, head);
       head.awaitKey = undefined;
       conn.waiting = false;
