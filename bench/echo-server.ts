@@ -1,12 +1,13 @@
 // The echo baseline: a bare kv739-framed server with the daemon's thread
 // model and no store. N worker threads listen on one port with SO_REUSEPORT,
-// read 4096-byte frames with FrameReader and write each frame back (one write
-// per connection per read, as the processor writes one per batch).
+// read 4096-byte frames with FrameReader and write each frame back, with the
+// processor's batching: frames are collected for one event-loop turn
+// (setImmediate) and each connection gets one write per turn.
 //
 // Run as a process: node bench/echo-server.ts PORT THREADS; it sends 'ready'
 // over IPC (or prints it) once every thread listens, and exits on SIGTERM.
 
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FRAME_BYTES, FrameReader } from '../src/protocol/index.ts';
 
@@ -16,16 +17,26 @@ interface EchoThreadData {
 }
 
 function serveThread({ host, port }: EchoThreadData): void {
+  const pending = new Map<Socket, Buffer[]>();
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    for (const [socket, frames] of pending) if (!socket.destroyed) socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    pending.clear();
+  };
   const server = createServer({ noDelay: true }, (socket) => {
     const reader = new FrameReader();
     socket.on('data', (chunk) => {
-      const frames: Array<[Buffer, number]> = [];
-      reader.push(chunk, (buf, off) => frames.push([buf, off]));
-      if (frames.length === 0) return;
-      // copy now: a frame is valid only until the reader's next push
-      const out = Buffer.allocUnsafe(frames.length * FRAME_BYTES);
-      for (let i = 0; i < frames.length; i++) frames[i][0].copy(out, i * FRAME_BYTES, frames[i][1], frames[i][1] + FRAME_BYTES);
-      socket.write(out);
+      let frames = pending.get(socket);
+      reader.push(chunk, (buf, off) => {
+        if (!frames) pending.set(socket, (frames = []));
+        // copy now: a frame is valid only until the reader's next push
+        frames.push(Buffer.from(buf.subarray(off, off + FRAME_BYTES)));
+      });
+      if (frames && !scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
     });
     socket.on('error', () => {});
   });
