@@ -1,7 +1,8 @@
 // The cluster with real processes: three supervisors on loopback talking over
 // their peer ports. Replication, leader failover with kill -9, refill of a
 // daemon whose data file is gone, deletes that stay deleted, key misses
-// (background fetch and READ_THROUGH), and a peer with the wrong secret.
+// (background fetch and READ_THROUGH), a peer with the wrong secret, a degraded
+// group retried on the leader's word, `kv status`, and a skewed clock.
 
 import test from 'ava';
 import { rmSync } from 'node:fs';
@@ -153,4 +154,25 @@ test('a group whose supervisor gave up is marked degraded, and the leader has it
     return g.degraded === null && g.processors.filter((p: any) => p.state === 'running').length === 2;
   }, 15_000);
   t.regex(d.output(), /leader asks to retry degraded groups/);
+});
+
+test('a daemon whose clock is off by more than the bound is flagged in the leader\'s view and logged', async (t) => {
+  const c = await TestCluster.write({ faultInjection: true });
+  t.teardown(() => c.stopAll());
+  await c.startMember('n0');
+  await c.startMember('n1');
+  await c.leader(['n0', 'n1']);
+  await c.startMember('n2', { KV_FAULT_CLOCK_OFFSET_MS: '5000' });
+  const leader = await c.leader();
+  t.not(leader.id, 'n2', 'n2 joined an established leader (pre-vote keeps it from disrupting)');
+  const view = await waitFor('the clock skew in the leader\'s view', async () => {
+    const v = await c.clusterStatus(leader.id);
+    return v?.daemons.find((d: any) => d.id === 'n2')?.clockSkewed ? v : null;
+  });
+  const offset = view.daemons.find((d: any) => d.id === 'n2').clockOffsetMs;
+  t.true(Math.abs(offset - 5000) < 1000, `offset ${offset} ms`);
+  const other = leader.id === 'n0' ? 'n1' : 'n0';
+  t.false(view.daemons.find((d: any) => d.id === other).clockSkewed, `${other}'s clock agrees`);
+  await waitFor('the log line', () => /peer clock differs beyond the configured bound/.test(c.output()));
+  t.pass();
 });

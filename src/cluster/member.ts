@@ -77,6 +77,9 @@ export class ClusterMember {
   static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, writeLock: WriteLock, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
     const c = config.cluster;
     const secret = loadSecret(config, log);
+    // tests only: a wall clock this far off, as peers see it in heartbeats
+    const clockOffsetMs = config.faultInjection ? Number(process.env.KV_FAULT_CLOCK_OFFSET_MS ?? 0) || 0 : 0;
+    if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
     const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: c.antiEntropyIntervalMs });
@@ -98,7 +101,7 @@ export class ClusterMember {
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
       },
       random: Math.random,
-      wallClockMs: Date.now,
+      wallClockMs: () => Date.now() + clockOffsetMs,
       nowMs: performance.now(),
     });
     const transport = new PeerTransport({
