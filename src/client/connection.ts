@@ -73,7 +73,16 @@ export class ServerConnection {
 
   /** Fails every request in flight and closes the socket; a server that stops answering is treated as gone. */
   fail(reason: string): void {
-    if (this.failure) return;
+    if (this.shutDown(reason)) this.onFail(reason);
+  }
+
+  close(): void {
+    this.shutDown('client closed');
+  }
+
+  /** Rejects everything in flight with `reason` and destroys the socket; false if already done. */
+  private shutDown(reason: string): boolean {
+    if (this.failure) return false;
     this.failure = new ConnectionFailure(reason);
     clearTimeout(this.connectTimer);
     for (const p of this.pending.values()) {
@@ -82,18 +91,6 @@ export class ServerConnection {
     }
     this.pending.clear();
     this.socket.destroy();
-    this.onFail(reason);
-  }
-
-  close(): void {
-    if (this.failure) return;
-    this.failure = new ConnectionFailure('client closed');
-    clearTimeout(this.connectTimer);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(this.failure);
-    }
-    this.pending.clear();
-    this.socket.destroy();
+    return true;
   }
 }
