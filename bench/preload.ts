@@ -4,6 +4,7 @@
 
 import Database from 'better-sqlite3';
 import { Store } from '../src/store/store.ts';
+import { fnv1a } from '../src/store/key-hash.ts';
 
 export interface KeySet {
   prefix: string;
@@ -27,7 +28,7 @@ export function preload(file: string, sets: KeySet[], onProgress?: (done: number
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = OFF');
-    const insert = db.prepare('INSERT OR REPLACE INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, 0, 0, ?)');
+    const insert = db.prepare('INSERT OR REPLACE INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, 0, 0, ?, ?)');
     const total = sets.reduce((n, s) => n + s.count, 0);
     // timestamps in the past, increasing; the daemon's clock starts above the highest
     let ts = BigInt(Date.now() - 86_400_000) * 1000n;
@@ -38,7 +39,7 @@ export function preload(file: string, sets: KeySet[], onProgress?: (done: number
       for (let from = 0; from < set.count; from += ROWS_PER_TRANSACTION) {
         const to = Math.min(set.count, from + ROWS_PER_TRANSACTION);
         db.transaction(() => {
-          for (let i = from; i < to; i++) insert.run(set.prefix + i, value, ++ts, ++seq);
+          for (let i = from; i < to; i++) insert.run(set.prefix + i, value, ++ts, ++seq, fnv1a(set.prefix + i));
         })();
         done += to - from;
         onProgress?.(done, total);

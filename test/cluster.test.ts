@@ -8,6 +8,7 @@ import test from 'ava';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { TestCluster } from './helpers/cluster.ts';
+import { fnv1a } from '../src/store/key-hash.ts';
 import { waitFor } from './helpers/daemon.ts';
 import { kv } from './helpers/kv-cli.ts';
 import { Command, Flag } from '../src/protocol/index.ts';
@@ -96,9 +97,9 @@ test('a key missing locally: GET answers NO_VAL at once and the key is fetched i
   // Rows written straight into n1's file with seq 0 are outside its change
   // stream, so replication never sends them: only a key-miss fetch can.
   const db = new Database(c.member('n1').dbFile);
-  const insert = db.prepare('INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, 1, 0, 0)');
-  insert.run('hidden-a', Buffer.from('A'), 1_000_000n);
-  insert.run('hidden-b', Buffer.from('B'), 1_000_000n);
+  const insert = db.prepare('INSERT INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, 1, 0, 0, ?)');
+  insert.run('hidden-a', Buffer.from('A'), 1_000_000n, fnv1a('hidden-a'));
+  insert.run('hidden-b', Buffer.from('B'), 1_000_000n, fnv1a('hidden-b'));
   db.close();
 
   t.is((await c.get('n0', 'hidden-a')).command, Command.NO_VAL);

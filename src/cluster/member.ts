@@ -138,10 +138,11 @@ export class ClusterMember {
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
     this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
     await this.transport.start();
-    this.refreshStatus(true);
+    this.refreshStatus();
+    this.countKeys();
     this.every(STEP_MS, () => this.step());
-    this.every(this.config.cluster.heartbeatIntervalMs, () => this.refreshStatus(false));
-    this.every(KEY_COUNT_EVERY_MS, () => this.refreshStatus(true));
+    this.every(this.config.cluster.heartbeatIntervalMs, () => this.refreshStatus());
+    this.every(KEY_COUNT_EVERY_MS, () => this.countKeys());
     this.every(Math.max(100, Math.floor(this.config.cluster.antiEntropyIntervalMs / 2)), () => this.refreshDigests());
     this.log('info', 'cluster member started', {
       peerPort: this.daemon.peerPort,
@@ -211,14 +212,22 @@ export class ClusterMember {
     }
   }
 
-  private refreshStatus(countKeys: boolean): void {
-    if (countKeys) this.keyCount = this.store.keyCount();
+  private refreshStatus(): void {
     this.node.setStatus({
       ...this.hooks.health(),
       keyCount: this.keyCount,
       streamId: this.replica.streamId,
       lastWriteTs: this.store.lastTimestamp() ?? 0n,
     });
+  }
+
+  /** A full count: a low-priority background job, so a large store does not stall the peer port. */
+  private countKeys(): void {
+    if (!this.jobs.hasRoom) return;
+    this.jobs
+      .keyCount({ file: this.store.file, durability: this.config.durability })
+      .then((n) => (this.keyCount = n))
+      .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
   }
 
   /** Digests are a full scan: computed by a low-priority background job, ahead of the leader's rounds. */

@@ -6,7 +6,8 @@
 import type { SharedClock } from '../store/clock.ts';
 import type { Change, Store } from '../store/store.ts';
 import { computeDigests } from './digest.ts';
-import { bucketOf, type ChangePage, type Entry, type NodeId, type Replica } from './core/types.ts';
+import { hashRange } from '../store/key-hash.ts';
+import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
 
@@ -107,13 +108,12 @@ export class SqliteReplica implements Replica {
     this.digests = { buckets, values, atMs: this.now() };
   }
 
+  /** An index range of the store (buckets are contiguous key-hash ranges), one row more than asked to tell `more`. */
   entriesInBucket(bucket: number, buckets: number, afterKey: string | null, limit: number): { entries: Entry[]; more: boolean } {
-    const entries: Entry[] = [];
-    for (const c of this.store.changesFromKey(afterKey ?? '')) {
-      if (bucketOf(c.key, buckets) !== bucket) continue;
-      if (entries.length === limit) return { entries, more: true };
-      entries.push(toEntry(c));
-    }
-    return { entries, more: false };
+    const { lo, hi } = hashRange(bucket, buckets);
+    const rows = this.store.changesInHashRange(lo, hi, afterKey, limit + 1);
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    return { entries: rows.map(toEntry), more };
   }
 }

@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
 import type { WriteLock } from './write-lock.ts';
+import { fnv1a } from './key-hash.ts';
 
 export interface Versioned {
   value: Buffer;
@@ -69,14 +70,31 @@ CREATE TABLE IF NOT EXISTS data_store (
   timestamp INTEGER NOT NULL,
   origin INTEGER NOT NULL DEFAULT 0,
   deleted INTEGER NOT NULL DEFAULT 0,
-  seq INTEGER NOT NULL DEFAULT 0
+  seq INTEGER NOT NULL DEFAULT 0,
+  khash INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS data_store_seq ON data_store(seq);
-CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE deleted = 0;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('seq', 0);
 `;
+
+/** After the tables (and the khash upgrade of an older file). */
+const INDEXES = `
+CREATE INDEX IF NOT EXISTS data_store_seq ON data_store(seq);
+CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE deleted = 0;
+CREATE INDEX IF NOT EXISTS data_store_khash ON data_store(khash, key);
+`;
+
+/** A file from before the key-hash column gets it, filled in one transaction. */
+function addKeyHash(db: Database.Database): void {
+  const columns = db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('data_store');
+  if (columns.includes('khash')) return;
+  db.function('kv_fnv1a', { deterministic: true }, (key: unknown) => fnv1a(String(key)));
+  db.transaction(() => {
+    db.exec('ALTER TABLE data_store ADD COLUMN khash INTEGER NOT NULL DEFAULT 0');
+    db.exec('UPDATE data_store SET khash = kv_fnv1a(key)');
+  }).immediate();
+}
 
 interface Row {
   value: Buffer | null;
@@ -107,7 +125,7 @@ export class Store {
   private readonly db: Database.Database;
   private readonly origin: bigint;
   private readonly selectRow: Database.Statement<[string], Row>;
-  private readonly upsert: Database.Statement<[string, Buffer | null, bigint, bigint, number, bigint]>;
+  private readonly upsert: Database.Statement<[string, Buffer | null, bigint, bigint, number, bigint, number]>;
   private readonly selectTs: Database.Statement<[string], { timestamp: bigint }>;
   private readonly selectLastTs: Database.Statement<[], { ts: bigint | null }>;
   private readonly selectFirstTs: Database.Statement<[], { ts: bigint | null }>;
@@ -120,7 +138,7 @@ export class Store {
   private readonly selectAll: Database.Statement<[], ChangeRow>;
   private readonly deleteTombstones: Database.Statement<[bigint]>;
   private readonly selectChange: Database.Statement<[string], ChangeRow>;
-  private readonly selectFromKey: Database.Statement<[string], ChangeRow>;
+  private readonly selectHashRange: Database.Statement<[number, string, number, number], ChangeRow>;
   private readonly countAfter: Database.Statement<[bigint], { n: number }>;
   private readonly selectCursor: Database.Statement<[string], { cursor: string }>;
   private readonly upsertCursor: Database.Statement<[string, string]>;
@@ -147,7 +165,7 @@ export class Store {
     this.selectDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted, origin FROM data_store WHERE key = ?');
     this.upsert = db.prepare(
-      `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
          origin = excluded.origin, deleted = excluded.deleted, seq = excluded.seq`,
     );
@@ -165,11 +183,14 @@ export class Store {
     this.selectAll = db.prepare<[], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store');
     this.deleteTombstones = db.prepare('DELETE FROM data_store WHERE deleted = 1 AND seq <= ?');
     this.selectChange = db.prepare<[string], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE key = ?');
-    this.selectFromKey = db.prepare<[string], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE key > ? ORDER BY key');
+    // (khash, key) after the given pair and below the range's end, in index order
+    this.selectHashRange = db.prepare<[number, string, number, number], ChangeRow>(
+      'SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE (khash, key) > (?, ?) AND khash < ? ORDER BY khash, key LIMIT ?',
+    );
     this.countAfter = db.prepare<[bigint], { n: number }>('SELECT count(*) AS n FROM data_store WHERE seq > ?');
     this.selectCursor = db.prepare<[string], { cursor: string }>('SELECT cursor FROM peer_cursor WHERE peer = ?');
     this.upsertCursor = db.prepare('INSERT INTO peer_cursor(peer, cursor) VALUES (?, ?) ON CONFLICT(peer) DO UPDATE SET cursor = excluded.cursor');
-    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll, this.selectChange, this.selectFromKey]) {
+    for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll, this.selectChange, this.selectHashRange]) {
       s.safeIntegers(true);
     }
     db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
@@ -192,6 +213,8 @@ export class Store {
         db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxStoreBytes / pageSize))}`);
       }
       db.exec(SCHEMA);
+      addKeyHash(db);
+      db.exec(INDEXES);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
       return new Store(file, db, options.origin ?? 0, options);
     } catch (e) {
@@ -300,7 +323,7 @@ export class Store {
     if (value === null && !row) return undefined; // deleting a key never seen: nothing to record
     this.cache?.delete(key);
     this.seq += 1n;
-    this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq);
+    this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq, fnv1a(key));
     return old;
   }
 
@@ -340,9 +363,14 @@ export class Store {
     this.upsertCursor.run(peer, cursor);
   }
 
-  /** Rows after `afterKey` in key order (tombstones included). */
-  *changesFromKey(afterKey: string): IterableIterator<Change> {
-    for (const r of this.selectFromKey.iterate(afterKey)) yield toChange(r);
+  /**
+   * Rows (tombstones included) whose key hash lies in [lo, hi), ordered by
+   * (hash, key), after `afterKey` (null: from the start), at most `limit`:
+   * an index range, not a scan.
+   */
+  changesInHashRange(lo: number, hi: number, afterKey: string | null, limit: number): Change[] {
+    const [fromHash, fromKey] = afterKey === null ? [lo - 1, ''] : [fnv1a(afterKey), afterKey];
+    return this.selectHashRange.all(fromHash, fromKey, hi, limit).map(toChange);
   }
 
   /** Every row, tombstones included (for digests and full comparisons). */
@@ -362,7 +390,7 @@ export class Store {
     this.cache?.delete(c.key);
     this.seq += 1n;
     const value = c.value === null ? null : Buffer.from(c.value.buffer, c.value.byteOffset, c.value.length);
-    this.upsert.run(c.key, value, c.timestamp, BigInt(c.origin), c.value === null ? 1 : 0, this.seq);
+    this.upsert.run(c.key, value, c.timestamp, BigInt(c.origin), c.value === null ? 1 : 0, this.seq, fnv1a(c.key));
     return true;
   }
 

@@ -2,6 +2,8 @@
 // port the core reads and writes data through, the hard state the shell must
 // persist, the events the core reports and the core's settings.
 
+import { bucketOfHash, fnv1a } from '../../store/key-hash.ts';
+
 /** A daemon id from the config (`daemons[].id`). */
 export type NodeId = string;
 
@@ -73,7 +75,12 @@ export interface Replica {
    * tombstone does not make two replicas differ.
    */
   bucketDigests(buckets: number): number[];
-  /** Rows (tombstones included) of one bucket, by key order, after `afterKey`, at most `limit`. */
+  /**
+   * Rows (tombstones included) of one bucket after `afterKey`, at most
+   * `limit`, in an order of the replica's choosing that is the same on every
+   * call (the shell: key hash, then key); `afterKey` is the last key of the
+   * previous page.
+   */
   entriesInBucket(bucket: number, buckets: number, afterKey: string | null, limit: number): { entries: Entry[]; more: boolean };
 }
 
@@ -149,18 +156,11 @@ export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
   retryGroupsBackoffMaxMs: 60_000,
 });
 
-/** FNV-1a 32-bit over the UTF-16 code units of s (keys are ASCII in practice). */
-export function fnv1a(s: string, h = 0x811c9dc5): number {
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
+export { fnv1a };
 
-/** The anti-entropy bucket of a key. */
+/** The anti-entropy bucket of a key: buckets are contiguous ranges of the key's FNV-1a hash. */
 export function bucketOf(key: string, buckets: number): number {
-  return fnv1a(key) % buckets;
+  return bucketOfHash(fnv1a(key), buckets);
 }
 
 /** The digest contribution of one live row; a bucket's digest is the XOR of its rows'. */

@@ -6,7 +6,7 @@
 import { Piscina, type PiscinaTask, type TaskQueue } from 'piscina';
 
 type Task = PiscinaTask;
-import type { DigestJob } from './worker.ts';
+import type { DigestJob, StoreJob } from './worker.ts';
 
 export type Priority = 'normal' | 'low';
 
@@ -68,6 +68,11 @@ export class BackgroundJobs {
   /** Anti-entropy digests of a store file (a full scan). */
   digests(job: DigestJob): Promise<number[]> {
     return this.run(job, 'digests', 'low');
+  }
+
+  /** Live keys of a store file (a full count). */
+  keyCount(job: StoreJob): Promise<number> {
+    return this.run(job, 'keyCount', 'low');
   }
 
   close(): Promise<void> {

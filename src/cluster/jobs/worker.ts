@@ -6,10 +6,13 @@ import { Store } from '../../store/store.ts';
 import type { Durability } from '../../config/config.ts';
 import { computeDigests } from '../digest.ts';
 
-export interface DigestJob {
+export interface StoreJob {
   file: string;
-  buckets: number;
   durability: Durability;
+}
+
+export interface DigestJob extends StoreJob {
+  buckets: number;
 }
 
 function withStore<T>(file: string, durability: Durability, body: (store: Store) => T): T {
@@ -23,4 +26,8 @@ function withStore<T>(file: string, durability: Durability, body: (store: Store)
 
 export function digests(job: DigestJob): number[] {
   return withStore(job.file, job.durability, (store) => computeDigests(store.allChanges(), job.buckets));
+}
+
+export function keyCount(job: StoreJob): number {
+  return withStore(job.file, job.durability, (store) => store.keyCount());
 }
