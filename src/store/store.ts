@@ -83,6 +83,7 @@ const INDEXES = `
 CREATE INDEX IF NOT EXISTS data_store_seq ON data_store(seq);
 CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE deleted = 0;
 CREATE INDEX IF NOT EXISTS data_store_khash ON data_store(khash, key);
+CREATE INDEX IF NOT EXISTS data_store_tombstones ON data_store(seq) WHERE deleted = 1;
 `;
 
 /** A file from before the key-hash column gets it, filled in one transaction. */
