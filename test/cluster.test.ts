@@ -77,8 +77,9 @@ test('a daemon restarted with its data file deleted is refilled with every key',
   t.teardown(() => c.stopAll());
   await c.leader();
   for (let i = 0; i < 200; i++) await c.put(`n${i % 2}`, `key${i}`, `value${i}`);
+  for (let i = 0; i < 200; i++) await c.waitForValue('n2', `key${i}`, `value${i}`);
   await c.del('n0', 'key7');
-  for (let i = 0; i < 200; i++) await c.waitForValue('n2', `key${i}`, i === 7 ? undefined : `value${i}`);
+  for (const m of c.members) await c.waitForValue(m.id, 'key7', undefined);
 
   await c.kill('n2');
   const { dbFile } = c.member('n2');
@@ -88,6 +89,28 @@ test('a daemon restarted with its data file deleted is refilled with every key',
   // and the refilled daemon's own new writes reach the others
   t.is((await c.put('n2', 'after-refill', 'yes')).command, Command.NO_VAL);
   await c.waitForValue('n0', 'after-refill', 'yes');
+});
+
+test('a delete on a daemon that has not seen the key yet wins over the older version that arrives later', async (t) => {
+  const c = await TestCluster.start({ cluster: { antiEntropyIntervalMs: 300 } });
+  t.teardown(() => c.stopAll());
+  await c.leader();
+  // an old version only in n1's file, outside its change stream: only anti-entropy spreads it
+  const db = new Database(c.member('n1').dbFile);
+  db.prepare('INSERT INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, 1, 0, 0, ?)')
+    .run('late', Buffer.from('old'), 1_000_000n, fnv1a('late'));
+  db.close();
+  t.is((await c.del('n0', 'late')).command, Command.NO_VAL, 'n0 has no old value to return');
+  // anti-entropy brings the two versions together; the newer delete wins everywhere
+  await waitFor('the tombstone on every daemon', () => Promise.all(c.members.map((m) => {
+    const d = new Database(m.dbFile, { readonly: true });
+    try {
+      return (d.prepare("SELECT deleted FROM data_store WHERE key = 'late'").get() as { deleted: number } | undefined)?.deleted === 1;
+    } finally {
+      d.close();
+    }
+  })).then((all) => all.every(Boolean)), 15_000);
+  for (const m of c.members) t.is((await c.get(m.id, 'late')).command, Command.NO_VAL, m.id);
 });
 
 test('a key missing locally: GET answers NO_VAL at once and the key is fetched in the background; READ_THROUGH waits for it', async (t) => {

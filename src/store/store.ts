@@ -313,7 +313,11 @@ export class Store {
     return this.write(key, value, stamp);
   }
 
-  /** Inside writeBatch: replaces the key by a tombstone, returns the old value. */
+  /**
+   * Inside writeBatch: replaces the key by a tombstone, returns the old value.
+   * A key this store has not seen gets a tombstone too: the delete must win
+   * over an older version of it that arrives later from a peer.
+   */
   del(key: string, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
     return this.write(key, null, stamp);
   }
@@ -321,7 +325,6 @@ export class Store {
   private write(key: string, value: Buffer | null, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
     const row = this.selectRow.get(key);
     const old = row && row.deleted === 0n ? { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp } : undefined;
-    if (value === null && !row) return undefined; // deleting a key never seen: nothing to record
     this.cache?.delete(key);
     this.seq += 1n;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq, fnv1a(key));
