@@ -75,6 +75,14 @@ export class PersistentConnection {
     });
   }
 
+  /** The reply to request `id`, sent some other way (e.g. writeRaw). */
+  expect(id: bigint): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error('connection closed'));
+      this.pending.set(id, { resolve, reject });
+    });
+  }
+
   writeRaw(bytes: Buffer): void {
     this.socket.write(bytes);
   }
