@@ -4,7 +4,7 @@
 // requests are in flight.
 
 import test from 'ava';
-import { Command } from '../src/protocol/index.ts';
+import { Command, ErrorCode } from '../src/protocol/index.ts';
 import { launch, startDaemon, waitFor, writeDaemonConfig } from './helpers/daemon.ts';
 import { PersistentConnection, requestOnce } from './helpers/wire.ts';
 
@@ -85,4 +85,24 @@ test('a restarted daemon answers with the timestamps it gave before the kill, an
   await requestOnce(port, { command: Command.PUT, key: 'ts2', value: Buffer.from('2') });
   const later = await requestOnce(port, { command: Command.GET, key: 'ts2' });
   t.true(later.valueTimestamp > first.valueTimestamp, 'timestamps never go backwards across a restart');
+});
+
+test('a full disk (size cap) answers the write with ERROR STORE_FAILED, keeps serving, and keeps every acknowledged write', async (t) => {
+  const daemon = await startDaemon({ processors: 2, limits: { maxStoreBytes: 512 * 1024 } });
+  t.teardown(() => daemon.stop());
+  const conn = await PersistentConnection.open(daemon.ports[0]);
+  t.teardown(() => conn.close());
+  const acked: string[] = [];
+  let failed: Awaited<ReturnType<typeof conn.send>> | undefined;
+  for (let i = 0; i < 2000 && !failed; i++) {
+    const r = await conn.send({ command: Command.PUT, key: `fill:${i}`, value: Buffer.alloc(2048, 1) });
+    if (r.command === Command.ERROR) failed = r;
+    else acked.push(`fill:${i}`);
+  }
+  t.truthy(failed, 'the cap was reached');
+  t.is(failed!.param, BigInt(ErrorCode.STORE_FAILED));
+  t.is((await conn.send({ command: Command.CHK })).command, Command.OK, 'still serving');
+  const reads = await Promise.all(acked.map((key) => conn.send({ command: Command.GET, key })));
+  t.is(reads.filter((r) => r.command !== Command.OK).length, 0, `all ${acked.length} acknowledged keys are readable`);
+  t.regex(daemon.output(), /store write failed/, 'and the daemon logged why');
 });

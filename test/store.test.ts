@@ -1,0 +1,123 @@
+// The SQLite store on its own: kv739 semantics, atomic batches, several
+// threads writing one file, and clear errors naming the file for a missing
+// directory, a corrupt or read-only file, and a full disk — with nothing
+// committed lost.
+
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Store, StoreError } from '../src/store/store.ts';
+import { SharedClock } from '../src/store/clock.ts';
+import { WriteLock } from '../src/store/write-lock.ts';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'kv-store-'));
+const text = (v: { value: Uint8Array } | undefined) => (v ? Buffer.from(v.value).toString() : undefined);
+const WRITER = new URL('./fixtures/store-writer.ts', import.meta.url);
+
+test('put returns the old value, del leaves nothing readable, timestamps rise and first/last follow live keys', (t) => {
+  const store = Store.open(join(dir(), 's.sqlite'), { durability: 'full' });
+  t.teardown(() => store.close());
+  const clock = new SharedClock();
+  const stamp = (old: bigint) => clock.next(old);
+  t.is(store.writeBatch(() => store.put('a', Buffer.from('1'), stamp)), undefined);
+  const old = store.writeBatch(() => store.put('a', Buffer.from('2'), stamp));
+  t.is(text(old), '1');
+  t.is(text(store.get('a')), '2');
+  t.true(store.get('a')!.timestamp > old!.timestamp);
+  store.writeBatch(() => store.put('b', Buffer.from('3'), stamp));
+  t.is(store.firstTimestamp(), store.getTimestamp('a'));
+  t.is(store.lastTimestamp(), store.getTimestamp('b'));
+
+  t.is(text(store.writeBatch(() => store.del('a', stamp))), '2');
+  t.is(store.get('a'), undefined);
+  t.is(store.getTimestamp('a'), undefined);
+  t.is(store.firstTimestamp(), store.getTimestamp('b'), 'a tombstone is not a live key');
+  t.true(store.maxTimestamp() > store.getTimestamp('b')!, 'but the clock floor counts it');
+});
+
+test('a batch that throws applies nothing', (t) => {
+  const store = Store.open(join(dir(), 's.sqlite'), { durability: 'full' });
+  t.teardown(() => store.close());
+  let ts = 10n;
+  const stamp = () => ++ts;
+  store.writeBatch(() => store.put('kept', Buffer.from('v'), stamp));
+  const e = t.throws(() => store.writeBatch(() => {
+    store.put('x', Buffer.from('1'), stamp);
+    store.del('kept', stamp);
+    throw new Error('boom');
+  }), { instanceOf: StoreError });
+  t.regex(e!.message, /rolled back/);
+  t.is(store.get('x'), undefined);
+  t.is(text(store.get('kept')), 'v');
+});
+
+for (const withLock of [false, true]) {
+  test(`four threads writing one file ${withLock ? 'with the write lock' : 'on SQLite\'s lock alone'}: no SQLITE_BUSY, every row present`, async (t) => {
+    const file = join(dir(), 'shared.sqlite');
+    Store.open(file, { durability: 'normal' }).close();
+    const lock = withLock ? new WriteLock().buffer : undefined;
+    const errors = await Promise.all(['a', 'b', 'c', 'd'].map((prefix) => new Promise<string[]>((resolve, reject) => {
+      const w = new Worker(WRITER, { workerData: { file, prefix: `${prefix}:`, count: 300, lock } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    })));
+    t.deepEqual(errors.flat(), []);
+    const store = Store.open(file, { durability: 'normal' });
+    t.teardown(() => store.close());
+    t.is(store.keyCount(), 1200);
+  });
+}
+
+test('a missing directory, a corrupt file and a read-only file each give a StoreError naming the file', (t) => {
+  const missing = join(dir(), 'no', 'such', 'dir', 's.sqlite');
+  const e1 = t.throws(() => Store.open(missing, { durability: 'full' }), { instanceOf: StoreError });
+  t.true(e1!.message.includes(missing));
+  t.regex(e1!.message, /does not exist/);
+
+  const corrupt = join(dir(), 'corrupt.sqlite');
+  writeFileSync(corrupt, Buffer.alloc(8192, 0x5a));
+  const e2 = t.throws(() => Store.open(corrupt, { durability: 'full' }), { instanceOf: StoreError });
+  t.true(e2!.message.includes(corrupt));
+  t.regex(e2!.message, /not a valid SQLite database/);
+
+  // a file the process may not write: by mode for a normal user; root ignores modes, so it gets the immutable attribute
+  const readonly = join(dir(), 'ro.sqlite');
+  Store.open(readonly, { durability: 'full' }).close();
+  if (process.getuid?.() === 0) {
+    execFileSync('chattr', ['+i', readonly]);
+    t.teardown(() => execFileSync('chattr', ['-i', readonly]));
+  } else {
+    chmodSync(readonly, 0o444);
+  }
+  const e3 = t.throws(() => Store.open(readonly, { durability: 'full' }), { instanceOf: StoreError });
+  t.true(e3!.message.includes(readonly), e3!.message);
+});
+
+test('a full disk (the size cap) fails the write with a StoreError and loses nothing committed before', (t) => {
+  const file = join(dir(), 'full.sqlite');
+  const store = Store.open(file, { durability: 'full', maxStoreBytes: 256 * 1024 });
+  let ts = 1n;
+  const stamp = () => ++ts;
+  const committed: string[] = [];
+  let failure: StoreError | undefined;
+  for (let i = 0; i < 10_000 && !failure; i++) {
+    try {
+      store.writeBatch(() => store.put(`k${i}`, Buffer.alloc(2048, i & 0xff), stamp));
+      committed.push(`k${i}`);
+    } catch (e) {
+      failure = e as StoreError;
+    }
+  }
+  t.true(failure instanceof StoreError, 'the store filled up');
+  t.true(failure!.message.includes(file));
+  t.is(failure!.sqliteCode, 'SQLITE_FULL');
+  t.true(committed.length > 10);
+  store.close();
+  const again = Store.open(file, { durability: 'full' });
+  t.teardown(() => again.close());
+  const missing = committed.filter((k) => again.get(k) === undefined);
+  t.deepEqual(missing, [], 'every committed key is there after reopening');
+});
