@@ -38,6 +38,26 @@ test('put returns the old value, del leaves nothing readable, timestamps rise an
   t.true(store.maxTimestamp() > store.getTimestamp('b')!, 'but the clock floor counts it');
 });
 
+test('without keepTombstones (a lone daemon) a DEL removes the row: deletes never pile up', (t) => {
+  const file = join(dir(), 's.sqlite');
+  const store = Store.open(file, { durability: 'normal', keepTombstones: false });
+  t.teardown(() => store.close());
+  let ts = 1n;
+  const stamp = () => ++ts;
+  for (let i = 0; i < 100; i++) {
+    store.writeBatch(() => store.put(`k${i}`, Buffer.from('v'), stamp));
+    t.is(text(store.writeBatch(() => store.del(`k${i}`, stamp))), 'v');
+  }
+  t.is(store.writeBatch(() => store.del('never', stamp)), undefined);
+  t.is(store.get('k5'), undefined);
+  t.is([...store.allChanges()].length, 0, 'no rows left, tombstones included');
+
+  const clustered = Store.open(join(dir(), 'c.sqlite'), { durability: 'normal' });
+  t.teardown(() => clustered.close());
+  clustered.writeBatch(() => clustered.del('never', stamp));
+  t.is([...clustered.allChanges()].length, 1, 'by default a DEL leaves a tombstone, even for an unseen key');
+});
+
 test('a batch that throws applies nothing', (t) => {
   const store = Store.open(join(dir(), 's.sqlite'), { durability: 'full' });
   t.teardown(() => store.close());

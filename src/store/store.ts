@@ -48,6 +48,13 @@ export interface StoreOptions {
    * cache when another connection has committed since.
    */
   readCacheEntries?: number;
+  /**
+   * A DEL leaves a tombstone (a deleted row with its version) that replicas
+   * need so the delete wins everywhere; the cluster purges them once every
+   * daemon has them. False for a lone daemon: a DEL removes the row, so
+   * deletes never pile up. Default true.
+   */
+  keepTombstones?: boolean;
 }
 
 /** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
@@ -149,6 +156,8 @@ export class Store {
   private seq = 0n;
 
   private readonly writeLock: WriteLock | undefined;
+  private readonly keepTombstones: boolean;
+  private readonly deleteRow: Database.Statement<[string]>;
   /** key → its live value, or null when known absent; valid for `cachedDataVersion` */
   private readonly cache: Map<string, Versioned | null> | undefined;
   private readonly cacheLimit: number;
@@ -160,6 +169,8 @@ export class Store {
     this.db = db;
     this.origin = BigInt(origin);
     this.writeLock = options.writeLock;
+    this.keepTombstones = options.keepTombstones ?? true;
+    this.deleteRow = db.prepare('DELETE FROM data_store WHERE key = ?');
     this.cacheLimit = options.readCacheEntries ?? 0;
     this.cache = this.cacheLimit > 0 ? new Map() : undefined;
     // changes whenever another connection commits to the file (not for this connection's own commits)
@@ -316,10 +327,15 @@ export class Store {
   /**
    * Inside writeBatch: replaces the key by a tombstone, returns the old value.
    * A key this store has not seen gets a tombstone too: the delete must win
-   * over an older version of it that arrives later from a peer.
+   * over an older version of it that arrives later from a peer. Without
+   * `keepTombstones` the row is removed instead.
    */
   del(key: string, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
-    return this.write(key, null, stamp);
+    if (this.keepTombstones) return this.write(key, null, stamp);
+    const old = this.get(key);
+    this.cache?.delete(key);
+    this.deleteRow.run(key);
+    return old;
   }
 
   private write(key: string, value: Buffer | null, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {

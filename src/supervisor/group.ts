@@ -114,6 +114,7 @@ export class ProcessorGroup {
       allowShutdown: this.config.allowShutdown,
       heartbeatIntervalMs: this.config.supervision.heartbeatIntervalMs,
       reportKeyMisses: this.events.onKeyMiss !== undefined,
+      keepTombstones: this.config.daemons.length > 1,
       readThroughTimeoutMs: this.config.cluster.readThroughTimeoutMs,
       stats: stats.buffer as SharedArrayBuffer,
       clock: this.clock,

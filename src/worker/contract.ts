@@ -19,6 +19,8 @@ export interface ProcessorData {
   heartbeatIntervalMs: number;
   /** part of a cluster: report GET misses so the key is fetched from a peer */
   reportKeyMisses: boolean;
+  /** part of a cluster: a DEL leaves a tombstone for the replicas (a lone daemon removes the row) */
+  keepTombstones: boolean;
   /** a READ_THROUGH GET waits at most this long for the fetch */
   readThroughTimeoutMs: number;
   /** Float64Array view, layout StatSlot */

@@ -38,6 +38,7 @@ const DRAIN_IDLE_CLOSE_MS = 50;
 const store = Store.open(data.dbFile, {
   writeLock: new WriteLock(data.writeLock),
   readCacheEntries: data.limits.readCacheEntries,
+  keepTombstones: data.keepTombstones,
   durability: data.durability,
   maxStoreBytes: data.limits.maxStoreBytes,
   origin: data.daemonIndex,
