@@ -111,14 +111,17 @@ export async function runClusterBench(o: ClusterOptions): Promise<{ figures: Clu
   const catchUpPrefix = 'C:';
   preload(members[0].dbFile, [{ prefix: catchUpPrefix, count: o.catchUpKeys, valueSize: 128 }]);
   const lastKey = `${catchUpPrefix}${o.catchUpKeys - 1}`;
-  const readers = new Map<string, Database.Database>();
+  const readers = new Map<string, { db: Database.Database; select: Database.Statement<[string]> }>();
   const hasKey = (m: Member, key: string) => {
-    let db = readers.get(m.id);
-    if (!db) readers.set(m.id, (db = new Database(m.dbFile, { readonly: true, fileMustExist: true })));
-    return db.prepare('SELECT 1 FROM data_store WHERE key = ? AND deleted = 0').get(key) !== undefined;
+    let r = readers.get(m.id);
+    if (!r) {
+      const db = new Database(m.dbFile, { readonly: true, fileMustExist: true });
+      readers.set(m.id, (r = { db, select: db.prepare<[string]>('SELECT 1 FROM data_store WHERE key = ? AND deleted = 0') }));
+    }
+    return r.select.get(key) !== undefined;
   };
   const closeReader = (m: Member) => {
-    readers.get(m.id)?.close();
+    readers.get(m.id)?.db.close();
     readers.delete(m.id);
   };
   const clients = new Map(members.map((m) => [m.id, new KvClient({ servers: [`${HOST}:${m.port}`], deadlineMs: 5000 })]));
