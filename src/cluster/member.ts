@@ -26,7 +26,7 @@ export interface MemberHooks {
 /** The core's clock step: timers (heartbeats, elections, pulls) resolve to this. */
 const STEP_MS = 5;
 /** Key counts (a full count) are refreshed this often for the status. */
-const KEY_COUNT_EVERY_MS = 2_000;
+const KEY_COUNT_EVERY_MS = 10_000;
 
 export class ClusterMember {
   private readonly node: ClusterNode;
@@ -82,7 +82,8 @@ export class ClusterMember {
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
-    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: c.antiEntropyIntervalMs });
+    // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
+    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),
@@ -143,7 +144,8 @@ export class ClusterMember {
     this.every(STEP_MS, () => this.step());
     this.every(this.config.cluster.heartbeatIntervalMs, () => this.refreshStatus());
     this.every(KEY_COUNT_EVERY_MS, () => this.countKeys());
-    this.every(Math.max(100, Math.floor(this.config.cluster.antiEntropyIntervalMs / 2)), () => this.refreshDigests());
+    // each refresh is a full scan on a pool thread: once per round keeps the cores free for serving
+    this.every(this.config.cluster.antiEntropyIntervalMs, () => this.refreshDigests());
     this.log('info', 'cluster member started', {
       peerPort: this.daemon.peerPort,
       members: this.config.daemons.map((d) => d.id),
