@@ -60,6 +60,22 @@ test('a bucket is listed page by page from the index: every row of the bucket on
     keys.slice(0, 300).filter((k) => bucketOf(k, buckets) === 0).length, 'tombstones are listed');
 });
 
+test('a range listing starts exactly at the range: a row hashed just below it is not included', (t) => {
+  const f = file();
+  Store.open(f, { durability: 'normal' }).close();
+  const { lo, hi } = hashRange(1, 2);
+  const db = new Database(f);
+  const insert = db.prepare('INSERT INTO data_store(key, value, timestamp, seq, khash) VALUES (?, ?, 1, 1, ?)');
+  insert.run('below', Buffer.from('x'), lo - 1);
+  insert.run('first', Buffer.from('x'), lo);
+  insert.run('last', Buffer.from('x'), hi - 1);
+  db.close();
+  const store = Store.open(f, { durability: 'normal' });
+  t.teardown(() => store.close());
+  t.deepEqual(store.changesInHashRange(lo, hi, null, 10).map((c) => c.key), ['first', 'last']);
+  t.deepEqual(store.changesInHashRange(0, lo, null, 10).map((c) => c.key), ['below']);
+});
+
 test('a store file from before the key-hash column gets it on open, filled for every row', (t) => {
   const f = file();
   const old = new Database(f);

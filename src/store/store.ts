@@ -389,7 +389,8 @@ export class Store {
    * an index range, not a scan.
    */
   changesInHashRange(lo: number, hi: number, afterKey: string | null, limit: number): Change[] {
-    const [fromHash, fromKey] = afterKey === null ? [lo - 1, ''] : [fnv1a(afterKey), afterKey];
+    // keys are never empty, so (lo, '') comes before every row of the range
+    const [fromHash, fromKey] = afterKey === null ? [lo, ''] : [fnv1a(afterKey), afterKey];
     return this.selectHashRange.all(fromHash, fromKey, hi, limit).map(toChange);
   }
 
