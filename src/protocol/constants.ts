@@ -52,4 +52,28 @@ export function commandName(n: number): string {
 export const Flag = {
   /** GET: on a local miss, wait (up to the configured deadline) for the cluster to fetch the key. */
   READ_THROUGH: 1 << 0,
+  /** Bits 1-2: the consistency level (`ConsistencyLevel`); 0 = the cluster's default. */
+  CONSISTENCY_MASK: 0b11 << 1,
 } as const;
+export const CONSISTENCY_SHIFT = 1;
+
+/**
+ * Consistency level of a request (flag bits 1-2). PUT/DEL: how many daemons
+ * must have the write before it is acknowledged. GET: ONE reads the local
+ * store; MAJORITY returns a value at least as new as every write acknowledged
+ * at MAJORITY or ALL before the read began.
+ */
+export const ConsistencyLevel = {
+  DEFAULT: 0,
+  ONE: 1,
+  MAJORITY: 2,
+  ALL: 3,
+} as const;
+export type ConsistencyLevelNumber = (typeof ConsistencyLevel)[keyof typeof ConsistencyLevel];
+
+export function consistencyOf(flag: number): ConsistencyLevelNumber {
+  return ((flag & Flag.CONSISTENCY_MASK) >>> CONSISTENCY_SHIFT) as ConsistencyLevelNumber;
+}
+export function withConsistency(flag: number, level: ConsistencyLevelNumber): number {
+  return (flag & ~Flag.CONSISTENCY_MASK) | (level << CONSISTENCY_SHIFT);
+}

@@ -27,6 +27,18 @@ export const ErrorCode = {
   TOO_MANY_CONNECTIONS: 11,
   /** The server is shutting down or draining and takes no new work. */
   SHUTTING_DOWN: 12,
+  /**
+   * A write was handed on but its outcome is not known: the thread or daemon
+   * that was committing or forwarding it died before it answered. It may or
+   * may not have been applied; read the key to find out.
+   */
+  OUTCOME_UNKNOWN: 13,
+  /**
+   * The request's consistency level needs more daemons than this one can
+   * reach now (a minority side of a partition, or too many daemons down).
+   * Nothing was applied; try another daemon.
+   */
+  NO_QUORUM: 14,
 } as const;
 export type ErrorCodeNumber = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -43,6 +55,8 @@ const messages: Record<ErrorCodeNumber, string> = {
   [ErrorCode.TOO_MANY_IN_FLIGHT]: 'too many requests in flight on this connection',
   [ErrorCode.TOO_MANY_CONNECTIONS]: 'too many connections on this processor',
   [ErrorCode.SHUTTING_DOWN]: 'the server is shutting down',
+  [ErrorCode.OUTCOME_UNKNOWN]: 'the outcome of the write is unknown (it may or may not have been applied)',
+  [ErrorCode.NO_QUORUM]: 'not enough daemons reachable for the requested consistency level; nothing was applied',
 };
 
 export function errorMessage(code: ErrorCodeNumber): string {
