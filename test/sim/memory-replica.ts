@@ -21,6 +21,8 @@ export class MemoryReplica implements Replica {
   private readonly rows = new Map<string, Row>();
   private readonly cursors = new Map<NodeId, string>();
   private seq = 0;
+  /** durable with the rows: a new replica (a lost data file) is not synced */
+  private synced = false;
   /** highest timestamp ever held, kept across purges: the HLC stays above it */
   private maxTsEver = 0n;
   observer: RowObserver | null = null;
@@ -59,11 +61,29 @@ export class MemoryReplica implements Replica {
   }
 
   changesSince(cursor: string | null, limit: number): ChangePage {
-    const after = this.seqOf(cursor) ?? 0;
+    const { seq: after, acked } = this.parse(cursor) ?? { seq: 0, acked: 0 };
     const newer = [...this.rows.values()].filter((r) => r.seq > after).sort((a, b) => a.seq - b.seq);
     const page = newer.slice(0, limit);
     const last = page.length > 0 ? page[page.length - 1].seq : after;
-    return { entries: page.map((r) => r.entry), cursor: `${this.streamId}:${last}`, more: newer.length > page.length };
+    const more = newer.length > page.length;
+    return { entries: page.map((r) => r.entry), cursor: `${this.streamId}:${last}:${more ? acked : last}`, more };
+  }
+
+  ackedPosition(cursor: string | null): bigint {
+    return BigInt(this.parse(cursor)?.acked ?? 0);
+  }
+
+  isSynced(): boolean {
+    return this.synced;
+  }
+
+  markSynced(): void {
+    this.synced = true;
+  }
+
+  /** The position of the last local write (what its acknowledgement waits for). */
+  get headSeq(): bigint {
+    return BigInt(this.seq);
   }
 
   apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {
@@ -120,11 +140,16 @@ export class MemoryReplica implements Replica {
 
   /** The seq of a cursor of this stream; null for null, foreign or malformed cursors. */
   private seqOf(cursor: string | null): number | null {
+    return this.parse(cursor)?.seq ?? null;
+  }
+
+  private parse(cursor: string | null): { seq: number; acked: number } | null {
     if (cursor === null) return null;
-    const i = cursor.lastIndexOf(':');
-    if (i < 0 || cursor.slice(0, i) !== this.streamId) return null;
-    const n = Number(cursor.slice(i + 1));
-    return Number.isSafeInteger(n) && n >= 0 ? n : null;
+    const [stream, seq, acked] = cursor.split(':');
+    if (stream !== this.streamId) return null;
+    const n = Number(seq);
+    const a = Number(acked);
+    return Number.isSafeInteger(n) && n >= 0 && Number.isSafeInteger(a) && a >= 0 ? { seq: n, acked: a } : null;
   }
 
   private write(key: string, value: Uint8Array | null, wallClockUs: bigint): Entry {

@@ -13,6 +13,7 @@ import { Election } from './election.ts';
 import { REQUEST_TYPES, type Message } from './messages.ts';
 import { Monitor, type ClusterView } from './monitor.ts';
 import { Outbox, type Output } from './outbox.ts';
+import { Quorum } from './quorum.ts';
 import { Replication } from './replication.ts';
 import { defaultCoreSettings, type CoreSettings, type DaemonStatus, type HardState, type NodeId, type Replica, type Role } from './types.ts';
 
@@ -40,6 +41,7 @@ export class ClusterNode {
   private readonly election: Election;
   private readonly replication: Replication;
   private readonly monitor: Monitor;
+  private readonly quorum: Quorum;
   private readonly replica: Replica;
   private readonly wallClockMs: () => number;
   private status: DaemonStatus | null = null;
@@ -56,7 +58,29 @@ export class ClusterNode {
     this.election = new Election(this.self, this.peers, settings, options.hardState, options.random, options.nowMs);
     this.replication = new Replication(this.self, this.peers, settings, options.replica, options.random, options.nowMs);
     this.monitor = new Monitor(this.peers, settings);
+    const quorum = new Quorum(this.peers, settings, options.replica, this.replication);
+    this.quorum = quorum;
+    this.replication.listener = {
+      pulled: (peer, cursor, out) => quorum.pulled(peer, cursor, out),
+      caughtUpWith: (peer, out) => quorum.caughtUpWith(peer, out),
+      voided: (out) => quorum.reissueAll(out),
+    };
     this.replica = options.replica;
+  }
+
+  /** Daemons in a majority of the cluster, this one included. */
+  get majority(): number {
+    return this.quorum.majority;
+  }
+
+  /** Positions of the local change stream held by a majority / by every daemon (see the `acked` event). */
+  ackedPositions(): { majority: bigint; all: bigint } {
+    return this.quorum.ackedPositions();
+  }
+
+  /** How many peers were heard from within peerReachableMs. */
+  reachablePeers(nowMs: number): number {
+    return this.quorum.reachablePeers(nowMs);
   }
 
   get role(): Role {
@@ -80,6 +104,7 @@ export class ClusterNode {
     const out = this.outbox();
     this.election.tick(nowMs, out);
     this.replication.tick(nowMs, out, this.election);
+    this.quorum.tick(nowMs, out);
     if (this.status && this.role === 'leader') this.monitor.selfStatus(this.status, nowMs, out);
     return out.out;
   }
@@ -88,6 +113,16 @@ export class ClusterNode {
   receive(from: NodeId, msg: Message, nowMs: number): Output {
     const out = this.outbox();
     if (msg.from !== from || !this.peers.includes(from)) return out.out;
+    this.quorum.heard(from, nowMs);
+    // quorum reads are about data, not leadership: served and accepted in any term
+    if (msg.type === 'readRequest') {
+      this.quorum.answer(from, msg, out);
+      return out.out;
+    }
+    if (msg.type === 'readReply') {
+      this.quorum.receiveReply(from, msg, out);
+      return out.out;
+    }
     if (VOTING_TYPES.has(msg.type)) {
       this.election.receiveVoting(msg, nowMs, out);
       return out.out;
@@ -132,6 +167,17 @@ export class ClusterNode {
   keyMiss(key: string, reqId: string, nowMs: number): Output {
     const out = this.outbox();
     this.replication.keyMiss(key, reqId, nowMs, out, this.election);
+    return out.out;
+  }
+
+  /**
+   * A quorum read of `keys` (consistency level MAJORITY; at most
+   * settings.maxEntriesPerMessage keys). A quorumRead event with `reqId`
+   * follows, in this or a later Output.
+   */
+  quorumRead(keys: string[], reqId: string, nowMs: number): Output {
+    const out = this.outbox();
+    this.quorum.read(keys, reqId, nowMs, out);
     return out.out;
   }
 
