@@ -11,7 +11,7 @@ import { TestCluster } from './helpers/cluster.ts';
 import { fnv1a } from '../src/store/key-hash.ts';
 import { waitFor } from './helpers/daemon.ts';
 import { kv } from './helpers/kv-cli.ts';
-import { Command, Flag } from '../src/protocol/index.ts';
+import { Command, ConsistencyLevel, ErrorCode, Flag, withConsistency } from '../src/protocol/index.ts';
 
 const value = (f: { value: Uint8Array }) => Buffer.from(f.value).toString();
 
@@ -125,15 +125,21 @@ test('a key missing locally: GET answers NO_VAL at once and the key is fetched i
   insert.run('hidden-b', Buffer.from('B'), 1_000_000n, fnv1a('hidden-b'));
   db.close();
 
-  t.is((await c.get('n0', 'hidden-a')).command, Command.NO_VAL);
+  // level ONE reads the local store (MAJORITY would ask a peer and find the key at once)
+  const one = withConsistency(0, ConsistencyLevel.ONE);
+  t.is((await c.get('n0', 'hidden-a', one)).command, Command.NO_VAL);
   await c.waitForValue('n0', 'hidden-a', 'A');
 
-  const through = await c.get('n2', 'hidden-b', Flag.READ_THROUGH);
+  const through = await c.get('n2', 'hidden-b', withConsistency(Flag.READ_THROUGH, ConsistencyLevel.ONE));
   t.is(through.command, Command.OK);
   t.is(value(through), 'B');
 
-  const nowhere = await c.get('n2', 'nobody-has-this', Flag.READ_THROUGH);
+  const nowhere = await c.get('n2', 'nobody-has-this', withConsistency(Flag.READ_THROUGH, ConsistencyLevel.ONE));
   t.is(nowhere.command, Command.NO_VAL);
+
+  // at MAJORITY a key held only by a peer is read at once
+  const quorum = await c.get('n2', 'hidden-a', withConsistency(0, ConsistencyLevel.MAJORITY));
+  t.is(quorum.command, Command.OK);
 });
 
 test('a daemon with the wrong cluster secret is refused and gets no data', async (t) => {
@@ -145,7 +151,9 @@ test('a daemon with the wrong cluster secret is refused and gets no data', async
   await c.put('n0', 'secret-key', 'x');
   await c.waitForValue('n1', 'secret-key', 'x');
   await waitFor('refusal logged', () => /wrong secret|bad proof|auth/i.test(c.running.get('n0')!.output()), 10_000);
-  t.is((await c.get('n2', 'secret-key')).command, Command.NO_VAL);
+  // n2's own store has nothing; at MAJORITY it is refused, as it reaches no peer
+  t.is((await c.get('n2', 'secret-key', withConsistency(0, ConsistencyLevel.ONE))).command, Command.NO_VAL);
+  t.is((await c.get('n2', 'secret-key')).param, BigInt(ErrorCode.NO_QUORUM));
   const view = await c.clusterStatus('n2');
   t.deepEqual(view.connectedPeers, []);
   t.not(intruder.pid, 0);
