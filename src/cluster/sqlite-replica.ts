@@ -51,6 +51,10 @@ export class SqliteReplica implements Replica {
     return this.parse(cursor).acked;
   }
 
+  headPosition(): bigint {
+    return this.store.headSeq();
+  }
+
   isSynced(): boolean {
     return this.store.isSynced();
   }

@@ -60,9 +60,15 @@ export class Consistency {
     return ConsistencyLevel.ONE;
   }
 
-  /** NO_QUORUM when fewer peers are reachable than the level needs, else 0. */
-  refusal(level: number): typeof ErrorCode.NO_QUORUM | 0 {
-    if (level === ConsistencyLevel.ONE) return 0;
+  /**
+   * NO_QUORUM for a write whose level needs more peers than are reachable,
+   * else 0: refused before anything is applied. Reads are not refused up
+   * front: the quorum read itself finds out (and answers NO_QUORUM when no
+   * majority answers in time), so a peer that was merely slow to be heard
+   * from costs a read nothing.
+   */
+  refusal(frame: Frame, level: number): typeof ErrorCode.NO_QUORUM | 0 {
+    if (level === ConsistencyLevel.ONE || frame.command === Command.GET) return 0;
     const needed = level === ConsistencyLevel.ALL ? this.data.peers : this.data.majority - 1;
     return Number(this.acks[AckSlot.reachablePeers]) < needed ? ErrorCode.NO_QUORUM : 0;
   }

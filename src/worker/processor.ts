@@ -131,7 +131,7 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   else if (conn.inFlight >= data.limits.maxInFlightPerConnection) req.refused = ErrorCode.TOO_MANY_IN_FLIGHT;
   else if (consistency && !req.refused && validateRequest(req.frame) === 0) {
     req.level = consistency.levelOf(req.frame);
-    const refusal = consistency.refusal(req.level);
+    const refusal = consistency.refusal(req.frame, req.level);
     if (refusal) req.refused = refusal;
   }
   conn.inFlight++;

@@ -73,6 +73,10 @@ export class MemoryReplica implements Replica {
     return BigInt(this.parse(cursor)?.acked ?? 0);
   }
 
+  headPosition(): bigint {
+    return BigInt(this.seq);
+  }
+
   isSynced(): boolean {
     return this.synced;
   }

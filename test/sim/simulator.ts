@@ -81,8 +81,10 @@ export interface SimOptions {
    * Deliberately broken behaviour, to show the simulator catches it.
    * ackOnSend: a write is acknowledged once the pages carrying it were sent
    * to a majority, one step before the peers have applied them.
+   * longLeases: odd-numbered nodes believe read leases last three times as
+   * long as their grantors promise.
    */
-  fault?: 'skipVotePersistence' | 'forgetVote' | 'ackOnSend';
+  fault?: 'skipVotePersistence' | 'forgetVote' | 'ackOnSend' | 'longLeases';
   /** receives a line per notable happening (SIM_TRACE=1 when replaying) */
   trace?: (line: string) => void;
 }
@@ -102,6 +104,12 @@ export const simSettings: Partial<CoreSettings> = {
   keyFetchTimeoutMs: 150,
   maxPendingKeyFetches: 4,
   maxEntriesPerMessage: 3,
+  quorumReadTimeoutMs: 300,
+  quorumReadHedgeMs: 20,
+  peerReachableMs: 200,
+  readLeaseMs: 150,
+  // clocks drift apart fast here (2 %), so the lease's drift allowance matters
+  maxClockDriftPpm: 20_000,
   retryGroupsBackoffInitialMs: 50,
   retryGroupsBackoffMaxMs: 400,
 };
@@ -110,6 +118,8 @@ interface SimNode {
   id: string;
   index: number;
   clockOffsetMs: number;
+  /** how fast this node's clock runs off real time, in ppm (any two differ by at most simSettings.maxClockDriftPpm) */
+  clockDriftPpm: number;
   /** durable */
   hard: HardState;
   replica: MemoryReplica;
@@ -212,6 +222,7 @@ export class Simulation {
         id,
         index: i,
         clockOffsetMs: this.rng.int(-300, 300),
+        clockDriftPpm: this.rng.int(-simSettings.maxClockDriftPpm! / 2, simSettings.maxClockDriftPpm! / 2),
         hard: { term: 0, votedFor: null },
         replica: this.newReplica(i, 0n),
         clockFloorTs: 0n,
@@ -284,7 +295,7 @@ export class Simulation {
       members: this.members,
       hardState: { ...node.hard },
       replica: node.replica,
-      settings: simSettings,
+      settings: this.opts.fault === 'longLeases' && node.index % 2 === 1 ? { ...simSettings, readLeaseMs: simSettings.readLeaseMs! * 3 } : simSettings,
       random: () => this.rng.next(),
       wallClockMs: () => this.clockOf(node),
       nowMs: this.clockOf(node),
@@ -293,7 +304,7 @@ export class Simulation {
   }
 
   private clockOf(node: SimNode): number {
-    return this.nowMs + node.clockOffsetMs + 10_000;
+    return this.nowMs * (1 + node.clockDriftPpm / 1e6) + node.clockOffsetMs + 10_000;
   }
 
   private advance(): void {
@@ -385,7 +396,7 @@ export class Simulation {
 
   private clientWrite(node: SimNode): void {
     const key = this.rng.pick(this.keys);
-    const wallUs = BigInt(this.clockOf(node)) * 1000n + BigInt(this.rng.int(0, 999));
+    const wallUs = BigInt(Math.floor(this.clockOf(node))) * 1000n + BigInt(this.rng.int(0, 999));
     const entry = this.rng.chance(0.3) ? node.replica.del(key, wallUs) : node.replica.put(key, Uint8Array.of(this.rng.int(0, 255), node.index), wallUs);
     if (!entry) return;
     this.stats.writes++;
