@@ -25,6 +25,8 @@ export interface MemberHooks {
   acknowledged(majority: bigint, all: bigint): void;
   /** how many peers were heard from within cluster.peerReachableMs */
   reachablePeers(n: number): void;
+  /** until then (µs of process.hrtime) the local store answers MAJORITY reads (read leases held from every peer) */
+  localReadsUntil(us: bigint): void;
 }
 
 /** A quorum read's answer for the processors: the newest row per key among a majority (null: none). */
@@ -53,6 +55,7 @@ export class ClusterMember {
   private readonly fetches = new Map<string, () => void>();
   private readonly reads = new Map<string, (r: { ok: boolean; entries: (Entry | undefined)[] }) => void>();
   private reachable = -1;
+  private leaseEnd = Number.NaN;
   private nextFetchId = 0;
   /** a localWrite is scheduled for this turn of the event loop */
   private notifyScheduled = false;
@@ -195,6 +198,7 @@ export class ClusterMember {
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
   private carryOut(out: Output): void {
     if (this.failed) return;
+    this.publishLeases();
     if (out.persist) {
       try {
         this.hardState.save(out.persist);
@@ -244,6 +248,15 @@ export class ClusterMember {
           break;
       }
     }
+  }
+
+  /** The read leases' end, on the processors' clock (process.hrtime, µs), whenever it moves. */
+  private publishLeases(): void {
+    const until = this.node.localReadsUntil();
+    if (until === this.leaseEnd) return;
+    this.leaseEnd = until;
+    const us = Number.isFinite(until) ? process.hrtime.bigint() / 1000n + BigInt(Math.floor((until - performance.now()) * 1000)) : 0n;
+    this.hooks.localReadsUntil(us > 0n ? us : 0n);
   }
 
   private refreshStatus(): void {

@@ -121,6 +121,11 @@ export class ProcessorGroup {
     this.acks[AckSlot.reachablePeers] = BigInt(n);
   }
 
+  /** Until then (µs of monotonicUs) the processors answer MAJORITY reads from the local store. */
+  setLocalReadsUntil(us: bigint): void {
+    this.acks[AckSlot.localReadsUntilUs] = us;
+  }
+
   private broadcast(m: ToProcessor): void {
     for (const p of this.processors.values()) if (p.state !== 'exited') p.worker.postMessage(m);
   }

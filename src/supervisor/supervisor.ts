@@ -109,6 +109,7 @@ export class Supervisor {
           fatal: (reason) => this.events.onGiveUp(reason),
           acknowledged: (majority, all) => this.groups[0].setAcknowledged(majority, all),
           reachablePeers: (n) => this.groups[0].setReachablePeers(n),
+          localReadsUntil: (us) => this.groups[0].setLocalReadsUntil(us),
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);

@@ -56,8 +56,15 @@ export const AckSlot = {
   all: 1,
   /** peers heard from recently (see cluster.peerReachableMs) */
   reachablePeers: 2,
+  /** until this time (µs of process.hrtime, a monotonic clock shared by the threads) the local store answers MAJORITY reads: the daemon holds read leases from every peer */
+  localReadsUntilUs: 3,
 } as const;
-export const ACK_SLOTS = 3;
+export const ACK_SLOTS = 4;
+
+/** The monotonic clock of AckSlot.localReadsUntilUs, in µs. */
+export function monotonicUs(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
 
 /** A row as a quorum read returns it: value null = deleted. */
 export interface ReadEntry {

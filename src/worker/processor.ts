@@ -159,8 +159,9 @@ function runBatch(): void {
   const batch: Request[] = [];
   for (const c of conns) for (const r of c.queued) batch.push(r);
   store.syncReadCache();
+  const leaseEnd = consistency?.leaseEnd() ?? 0n;
   executeBatch(env, batch);
-  if (consistency) holdForCluster(conns);
+  if (consistency) holdForCluster(conns, consistency.readUnderLease(leaseEnd));
   for (const conn of conns) {
     for (const r of conn.queued) conn.outbox.push(r);
     conn.queued = [];
@@ -169,8 +170,8 @@ function runBatch(): void {
   stats[StatSlot.requests] += batch.length;
 }
 
-/** Replies that the request's consistency level makes wait for the cluster. */
-function holdForCluster(conns: Connection[]): void {
+/** Replies that the request's consistency level makes wait for the cluster; `leased`: the batch's reads were made under read leases. */
+function holdForCluster(conns: Connection[], leased: boolean): void {
   const seq = store.lastWriteSeq;
   const now = performance.now();
   const reads: Request[] = [];
@@ -179,7 +180,7 @@ function holdForCluster(conns: Connection[]): void {
     for (const r of conn.queued) {
       if (r.level === undefined || r.level === ConsistencyLevel.ONE || r.reply!.command === Command.ERROR) continue;
       if (r.frame.command === Command.GET) {
-        reads.push(r);
+        if (!leased) reads.push(r);
         connOf.set(r, conn);
       } else if (r.frame.command === Command.PUT || r.frame.command === Command.DEL) {
         consistency!.holdWrite(r, r.level, seq, now, () => flush(conn));
