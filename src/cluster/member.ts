@@ -114,6 +114,8 @@ export class ClusterMember {
         keyFetchTimeoutMs: c.readThroughTimeoutMs,
         quorumReadTimeoutMs: c.quorumReadTimeoutMs,
         peerReachableMs: c.peerReachableMs,
+        readLeaseMs: c.readLeaseMs,
+        maxClockDriftPpm: c.maxClockDriftPpm,
         maxPendingKeyFetches: c.maxPendingKeyFetches,
         // a page of changes always fits in one peer message
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),

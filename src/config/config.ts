@@ -82,8 +82,12 @@ export interface ClusterSettings {
   writeQuorumTimeoutMs: number;
   /** a GET at MAJORITY without enough answers by then is answered NO_QUORUM */
   quorumReadTimeoutMs: number;
-  /** a peer heard from within this long counts as reachable; with too few reachable, MAJORITY/ALL requests are refused with NO_QUORUM at once */
+  /** a peer heard from within this long counts as reachable; with too few reachable, MAJORITY/ALL writes are refused with NO_QUORUM at once */
   peerReachableMs: number;
+  /** read leases (MAJORITY reads answered locally) last this long; a daemon that stops answering holds MAJORITY writes up to this long */
+  readLeaseMs: number;
+  /** the assumed bound on how fast two daemons' monotonic clocks drift apart (ppm); leases are shortened by twice it */
+  maxClockDriftPpm: number;
 }
 
 export type WriteConsistency = 'one' | 'majority' | 'all';
@@ -151,6 +155,8 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   writeQuorumTimeoutMs: 2_000,
   quorumReadTimeoutMs: 1_000,
   peerReachableMs: 1_000,
+  readLeaseMs: 1_000,
+  maxClockDriftPpm: 1_000,
 };
 
 type Json = Record<string, unknown>;
@@ -309,6 +315,8 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     writeQuorumTimeoutMs: int(c, 'writeQuorumTimeoutMs', cp, 10, 600_000, dc.writeQuorumTimeoutMs),
     quorumReadTimeoutMs: int(c, 'quorumReadTimeoutMs', cp, 10, 600_000, dc.quorumReadTimeoutMs),
     peerReachableMs: int(c, 'peerReachableMs', cp, 10, 600_000, dc.peerReachableMs),
+    readLeaseMs: int(c, 'readLeaseMs', cp, 10, 60_000, dc.readLeaseMs),
+    maxClockDriftPpm: int(c, 'maxClockDriftPpm', cp, 0, 100_000, dc.maxClockDriftPpm),
   };
   if (cluster.electionTimeoutMaxMs <= cluster.electionTimeoutMinMs) {
     throw new ConfigError(`${cp}.electionTimeoutMaxMs (${cluster.electionTimeoutMaxMs}) must be above electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);

@@ -174,7 +174,8 @@ export class Replication implements RequestIds {
         this.listener?.page(from, msg.more, msg.lease, p.sentAtMs, out);
         // after a page with entries, pull again at once: the pull tells the peer what this node now holds (its acknowledgement)
         if (msg.more || p.again || msg.entries.length > 0) this.sendPull(from, nowMs, out);
-        else p.nextAtMs = nowMs + this.settings.pullIntervalMs;
+        // an idle puller still pulls often enough to renew its read lease (quorum.ts)
+        else p.nextAtMs = nowMs + Math.min(this.settings.pullIntervalMs, this.settings.readLeaseMs / 3);
         return;
       }
       case 'cursorRequest':
