@@ -68,6 +68,7 @@ test.serial('G1 after kill -9: the daemon that acknowledged is killed the moment
     }
     await c.startMember(victim.id);
     await c.synced();
+    await c.connected();
   }
   t.is(missing, 0, examples.join('\n'));
 });

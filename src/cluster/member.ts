@@ -132,6 +132,9 @@ export class ClusterMember {
       secret,
       // the frame adds its header and MAC to the largest message
       maxFrameBytes: c.maxPeerMessageBytes + 64,
+      // a peer back from a restart is dialed again within half a second: until then the pair cannot form a majority together
+      reconnectBackoffInitialMs: 50,
+      reconnectBackoffMaxMs: 500,
       log: (level, msg, fields) => log(level, msg, { component: 'peer', ...fields }),
     });
     const jobs = new BackgroundJobs({ threads: 1, maxPending: 4 });

@@ -80,6 +80,17 @@ export class TestCluster {
     return c;
   }
 
+  /** Waits until every running member is connected to every other running member. */
+  async connected(timeoutMs = 15_000): Promise<void> {
+    const ids = [...this.running.keys()];
+    await waitFor(
+      `${ids.join(', ')} connected to each other`,
+      async () => (await Promise.all(ids.map((id) => this.clusterStatus(id).catch(() => null)))).every((v, i) => v && ids.every((o) => o === ids[i] || v.connectedPeers.includes(o))),
+      timeoutMs,
+      20,
+    );
+  }
+
   /** Waits until every running member (or those of `among`) is synced: it counts for quorum reads (new files copy their peers first). */
   async synced(among = [...this.running.keys()], timeoutMs = 15_000): Promise<void> {
     await waitFor(
