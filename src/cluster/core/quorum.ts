@@ -228,9 +228,10 @@ export class Quorum {
     for (const q of new Set(this.reads.values())) {
       if (nowMs >= q.deadlineMs) {
         this.complete(q, false, out);
-      } else if (nowMs >= q.hedgeAtMs && q.asked.size < this.peers.length) {
-        q.hedgeAtMs = q.deadlineMs;
-        this.ask(q, this.peers.filter((p) => !q.asked.has(p)), out);
+      } else if (nowMs >= q.hedgeAtMs) {
+        // every peer that has not answered is asked (again: a request to a peer that was not connected yet is lost), less often each time
+        q.hedgeAtMs = nowMs + 4 * this.settings.quorumReadHedgeMs;
+        this.ask(q, this.peers.filter((p) => !q.answered.has(p)), out);
       }
     }
   }
