@@ -70,6 +70,7 @@ static void mode_contract(char **servers) {
   long_key[MAX_KEY_SIZE] = '\0';
   for (i = 0; i < MAX_KEY_SIZE; i++)
     if (long_key[i] == '[' || long_key[i] == ']') long_key[i] = '.';
+  memcpy(long_key, key, strlen(key)); /* unique per run */
   for (i = 0; i < MAX_VALUE_SIZE; i++) big[i] = (char)(1 + i % 255); /* every byte but NUL */
   big[MAX_VALUE_SIZE] = '\0';
   check(kv739_put(long_key, big, old) == 1, "put with a 128-byte key and a 2048-byte value");

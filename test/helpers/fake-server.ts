@@ -1,0 +1,67 @@
+// A small scripted kv739 server for client tests: it speaks the 4096-byte
+// frame, answers each request with what `answer` returns, and records every
+// connection and request, so a test can check what a client sent (or that it
+// sent nothing) and make it see replies a real daemon gives only in rare
+// states (SHUTTING_DOWN, OUTCOME_UNKNOWN, ...).
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { FrameReader, decodeFrame, encodeFrame, type Frame, type FrameFields } from '../../src/protocol/index.ts';
+import { freePorts } from './ports.ts';
+
+export interface FakeReply {
+  reply: Omit<FrameFields, 'id'>;
+  /** close the connection after this reply */
+  close?: boolean;
+}
+
+export interface FakeServer {
+  port: number;
+  host: string;
+  /** 'host:port' as a client's list takes it */
+  address: string;
+  connections: number;
+  requests: Frame[];
+  close(): Promise<void>;
+}
+
+export async function startFakeServer(answer: (request: Frame) => FakeReply, host = '127.0.0.1'): Promise<FakeServer> {
+  const [port] = await freePorts(1, host);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    fake.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const reader = new FrameReader();
+    socket.on('data', (chunk) =>
+      reader.push(chunk, (buffer, offset) => {
+        const decoded = decodeFrame(buffer, offset);
+        if (!decoded.ok) {
+          socket.destroy();
+          return;
+        }
+        fake.requests.push(decoded.frame);
+        const { reply, close } = answer(decoded.frame);
+        socket.write(encodeFrame({ ...reply, id: decoded.frame.id }));
+        if (close) socket.end();
+      }),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, resolve);
+  });
+  const fake: FakeServer = {
+    port,
+    host,
+    address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+    connections: 0,
+    requests: [],
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  return fake;
+}
