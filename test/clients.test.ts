@@ -30,9 +30,10 @@ const drivers: Driver[] = [
 ];
 
 function run(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException }>((resolve) => {
+  return new Promise<{ code: number | string | null; stdout: string; stderr: string }>((resolve) => {
     execFile(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, timeout: DRIVER_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as any).code ?? null) : 0, stdout, stderr, error: error ?? undefined }),
+      // code: the exit status, or a string such as 'ENOENT' when the program could not be started
+      resolve({ code: error ? (error.code ?? null) : 0, stdout, stderr }),
     );
   });
 }
@@ -50,13 +51,13 @@ test.before(async () => {
   } else {
     const make = await run('make', ['-C', C_DIR, 'all', 'cxx-check']);
     if (make.code !== 0) {
-      buildProblem = make.error?.code === 'ENOENT'
+      buildProblem = make.code === 'ENOENT'
         ? 'no `make` found: install make to build the C library'
         : `make -C clients/c failed:\n${make.stdout}\n${make.stderr}`;
     }
   }
   const py = await run('python3', ['-c', 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else 1)']);
-  if (py.code !== 0) pythonProblem = py.error?.code === 'ENOENT' ? 'no python3 found: the Python module cannot be tested' : 'python3 is older than 3.8';
+  if (py.code !== 0) pythonProblem = py.code === 'ENOENT' ? 'no python3 found: the Python module cannot be tested' : 'python3 is older than 3.8';
 });
 
 function ready(t: ExecutionContext, d: Driver): boolean {
