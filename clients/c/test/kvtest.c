@@ -291,6 +291,16 @@ static void mode_loop(char **servers) {
 
 /* ---- flags: consistency and read-through bits (fake server echoes the flag) */
 
+static void *flags_other_thread(void *p) {
+  char value[MAX_VALUE_SIZE + 1];
+  (void)p;
+  /* a new thread starts with the defaults, whatever the main thread set */
+  check(kv739_get("flag-thread", value) == 0 && strcmp(value, "0") == 0, "a new thread sends flag 0");
+  check(kv739_set_consistency(KV739_CONSISTENCY_ONE) == 0, "setter in a thread");
+  check(kv739_get("flag-thread", value) == 0 && strcmp(value, "2") == 0, "the thread's own level");
+  return NULL;
+}
+
 static void mode_flags(char **servers) {
   char value[MAX_VALUE_SIZE + 1], old[MAX_VALUE_SIZE + 1], expect[16], what[80];
   int level, rt;
@@ -304,6 +314,13 @@ static void mode_flags(char **servers) {
       check(kv739_put("flag-put", "v", old) == 0 && strcmp(old, expect) == 0, what);
       check(kv739_del("flag-del", old) == 0 && strcmp(old, expect) == 0, what);
     }
+  }
+  {
+    pthread_t other;
+    check(kv739_set_consistency(KV739_CONSISTENCY_ALL) == 0 && kv739_set_read_through(1) == 0, "setters");
+    if (pthread_create(&other, NULL, flags_other_thread, NULL) == 0) pthread_join(other, NULL);
+    else check(0, "pthread_create");
+    check(kv739_get("flag-get", value) == 0 && strcmp(value, "7") == 0, "settings are the calling thread's own");
   }
   check(kv739_shutdown() == 0, "shutdown");
 }
