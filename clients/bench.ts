@@ -7,7 +7,10 @@
 //
 //   make -C clients/c && node clients/bench.ts [--threads 1,4] [--seconds 5] [--runs 3] [--processors 2]
 //
-// Prints a table of the median ops/s of the runs per case.
+// Prints a table per case: the median ops/s of the runs, and the median CPU
+// time the client process itself spent per call (user + system, every
+// thread), which other load on the machine does not inflate the way it
+// inflates ops/s.
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,6 +39,8 @@ const runs = Number(args.runs);
 
 interface Result {
   opsPerSecond: number;
+  /** the client process's own CPU time (user + system) per call */
+  cpuUsPerOp: number;
   failed: number;
 }
 
@@ -44,7 +49,7 @@ function external(command: string, argv: string[]): Promise<Result> {
     execFile(command, argv, { timeout: (seconds + 120) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       if (error) return reject(new Error(`${command} ${argv.join(' ')}: ${error.message}\n${stdout}${stderr}`));
       const r = JSON.parse(stdout.trim().split('\n').pop()!);
-      resolve({ opsPerSecond: r.opsPerSecond, failed: r.failed });
+      resolve({ opsPerSecond: r.opsPerSecond, cpuUsPerOp: r.cpuUsPerOp, failed: r.failed });
     }),
   );
 }
@@ -56,11 +61,12 @@ function external(command: string, argv: string[]): Promise<Result> {
  */
 async function typescript(op: 'get' | 'put', loops: number, server: string, shared: boolean): Promise<Result> {
   const clients = Array.from({ length: shared ? 1 : loops }, () => new KvClient({ servers: [server] }));
-  for (let i = 0; i < KEYS; i++) await clients[0]!.put(`bench-${i}`, VALUE);
+  if (op === 'get') for (let i = 0; i < KEYS; i++) await clients[0]!.put(`bench-${i}`, VALUE);
   let ok = 0;
   let failed = 0;
   let stop = false;
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   await Promise.all(
     Array.from({ length: loops }, async (_x, index) => {
       const client = clients[shared ? 0 : index]!;
@@ -77,8 +83,9 @@ async function typescript(op: 'get' | 'put', loops: number, server: string, shar
     }).concat([new Promise<void>((r) => setTimeout(() => { stop = true; r(); }, seconds * 1000))]),
   );
   const elapsedS = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   for (const c of clients) c.close();
-  return { opsPerSecond: Math.round(ok / elapsedS), failed };
+  return { opsPerSecond: Math.round(ok / elapsedS), cpuUsPerOp: ok ? (cpu.user + cpu.system) / ok : 0, failed };
 }
 
 function median(xs: number[]): number {
@@ -98,8 +105,8 @@ try {
     { name: 'Python kv739.py (threads)', run: (op, n) => external('python3', [PY_BENCH, op, String(n), String(seconds), server]) },
   ];
   console.log(`daemon: ${args.processors} processors, durability full; ${runs} runs × ${seconds} s per case, median ops/s`);
-  console.log('| client | op | threads / loops | ops/s | runs | failed |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| client | op | threads / loops | ops/s | client CPU µs/op | ops/s of the runs | failed |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const op of ['get', 'put'] as const) {
     for (const n of threadCounts) {
       for (const c of cases) {
@@ -107,7 +114,8 @@ try {
         for (let r = 0; r < runs; r++) results.push(await c.run(op, n));
         const ops = results.map((x) => x.opsPerSecond);
         const failed = results.reduce((s, x) => s + x.failed, 0);
-        console.log(`| ${c.name} | ${op.toUpperCase()} | ${n} | ${median(ops)} | ${ops.join(', ')} | ${failed} |`);
+        const cpu = median(results.map((x) => x.cpuUsPerOp));
+        console.log(`| ${c.name} | ${op.toUpperCase()} | ${n} | ${median(ops)} | ${cpu.toFixed(1)} | ${ops.join(', ')} | ${failed} |`);
       }
     }
   }
