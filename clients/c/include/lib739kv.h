@@ -33,11 +33,15 @@
  * - Invalid keys and values are refused with -1 before anything is sent.
  *
  * Threads and server lists: kv739_init binds its list to the calling thread.
- * A thread that never called kv739_init uses the process's default list: the
- * one given by the first kv739_init that is not shut down yet. kv739_shutdown
- * ends the calling thread's list (or the default list, for a thread without
- * its own), closes its idle connections (the others as they are returned)
- * and frees it once no call uses it.
+ * A thread that never called kv739_init uses the process's default list:
+ * the list of a kv739_init made while there was no default (a later
+ * kv739_init by the same thread replaces it), until it is shut down.
+ * kv739_shutdown ends the calling thread's list (or the default list, for a
+ * thread without its own), closes its idle connections (the others as their
+ * calls end) and frees it once no call uses it.
+ *
+ * Settings (kv739_set_*) belong to the calling thread; a new thread starts
+ * with the defaults.
  *
  * Build and link:   make -C clients/c
  *                   cc prog.c -Iclients/c/include clients/c/build/lib739kv.a -lpthread
