@@ -222,14 +222,16 @@ both('ERROR replies: SHUTTING_DOWN, TOO_MANY_CONNECTIONS and NO_QUORUM move to t
     const m = /^err-(\d+)$/.exec(r.key);
     if (!m) return { reply: { command: Command.OK, key: r.key, value: Buffer.from('first') } };
     const code = Number(m[1]);
-    return { reply: { command: Command.ERROR, param: BigInt(code), value: Buffer.from('injected') }, close: code === ErrorCode.TOO_MANY_CONNECTIONS };
+    // TOO_MANY_CONNECTIONS as the daemon sends it: id 0, then the connection is closed
+    const tooMany = code === ErrorCode.TOO_MANY_CONNECTIONS;
+    return { reply: { command: Command.ERROR, param: BigInt(code), value: Buffer.from('injected'), ...(tooMany ? { id: 0n } : {}) }, close: tooMany };
   });
   const second = await startFakeServer((r) => ({ reply: { command: Command.OK, key: r.key, value: Buffer.from('second') } }));
   try {
     await expectPass(t, d, 'errors', [first.address, second.address]);
     const at = (f: FakeServer, key: string) => f.requests.filter((r) => r.key === key).length;
     for (const key of ['err-11', 'err-12', 'err-14']) {
-      t.is(at(first, key), 2, `${key}: the first server got the PUT and the GET`);
+      t.is(at(first, key), 3, `${key}: the first server got the PUT, the GET and the PUT with no other server`);
       t.is(at(second, key), 2, `${key}: both calls moved on to the second server`);
     }
     for (const key of ['err-13', 'err-7', 'err-9']) {

@@ -398,6 +398,10 @@ class Client:
             raise _MoveOn(ERR_UNAVAILABLE)
 
         reply_id, command, _flag, param, key_size, value_size, _ts = _HEADER.unpack_from(reply, 0)
+        if command == _CMD_ERROR and reply_id == 0 and param == ERR_TOO_MANY_CONNECTIONS:
+            # sent with id 0 as the connection is accepted, then closed
+            sock.close()
+            raise _MoveOn(ERR_TOO_MANY_CONNECTIONS)
         if (
             reply_id != request_id
             or not 0 <= key_size <= MAX_KEY_SIZE

@@ -239,6 +239,11 @@ def mode_errors(servers):
         check(kv739_init(servers) == 0, "init")
         got = kv739_get(key)
         check(got[0] == rc and kv739_last_error() == error, "get %s: %r, expected rc %d" % (key, got, rc))
+    for key in ("err-11", "err-12", "err-14"):
+        # with no other server, the refusal is the call's error
+        check(kv739_init(servers[:1]) == 0, "init")
+        got = kv739_put(key, "v")
+        check(got == (-1, None) and kv739_last_error() == int(key[4:]), "put %s to the first server alone: %r" % (key, got))
     check(kv739_shutdown() == 0, "shutdown")
 
 

@@ -9,7 +9,8 @@ import { FrameReader, decodeFrame, encodeFrame, type Frame, type FrameFields } f
 import { freePorts } from './ports.ts';
 
 export interface FakeReply {
-  reply: Omit<FrameFields, 'id'>;
+  /** the request's id unless the reply gives one */
+  reply: FrameFields;
   /** close the connection after this reply */
   close?: boolean;
 }
@@ -42,7 +43,7 @@ export async function startFakeServer(answer: (request: Frame) => FakeReply, hos
         }
         fake.requests.push(decoded.frame);
         const { reply, close } = answer(decoded.frame);
-        socket.write(encodeFrame({ ...reply, id: decoded.frame.id }));
+        socket.write(encodeFrame({ id: decoded.frame.id, ...reply }));
         if (close) socket.end();
       }),
     );

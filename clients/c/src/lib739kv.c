@@ -538,6 +538,12 @@ static int attempt(kv_list *l, int index, unsigned char *request, unsigned char 
   command = get_i32(reply + OFF_COMMAND);
   key_size = get_i32(reply + OFF_KEY_SIZE);
   value_size = get_i32(reply + OFF_VALUE_SIZE);
+  if (command == CMD_ERROR && get_le(reply + OFF_ID, 8) == 0 && get_le(reply + OFF_PARAM, 8) == KV739_ERR_TOO_MANY_CONNECTIONS) {
+    /* sent with id 0 as the connection is accepted, then closed */
+    close_conn(c);
+    *error = KV739_ERR_TOO_MANY_CONNECTIONS;
+    return ATTEMPT_NEXT;
+  }
   if ((int64_t)get_le(reply + OFF_ID, 8) != c->next_id || key_size < 0 || key_size > MAX_KEY_SIZE ||
       value_size < 0 || value_size > MAX_VALUE_SIZE ||
       (command != CMD_OK && command != CMD_NO_VAL && command != CMD_ERROR)) {

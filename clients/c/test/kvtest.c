@@ -359,6 +359,7 @@ static void mode_errors(char **servers) {
   };
   char old[MAX_VALUE_SIZE + 1], value[MAX_VALUE_SIZE + 1], what[80];
   int i;
+  /* cases[0..2] are the refusals */
   for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
     int rc;
     /* a fresh list each time, so the call starts at the first server */
@@ -371,6 +372,17 @@ static void mode_errors(char **servers) {
     rc = kv739_get((char *)cases[i].key, value);
     snprintf(what, sizeof what, "get %s: rc %d, expected %d", cases[i].key, rc, cases[i].rc);
     check(rc == cases[i].rc && kv739_last_error() == cases[i].error, what);
+  }
+  {
+    /* with no other server, the refusal is the call's error */
+    char *only_first[2];
+    only_first[0] = servers[0];
+    only_first[1] = NULL;
+    for (i = 0; i < 3; i++) {
+      check(kv739_init(only_first) == 0, "init");
+      snprintf(what, sizeof what, "put %s to the first server alone", cases[i].key);
+      check(kv739_put((char *)cases[i].key, "v", old) == -1 && kv739_last_error() == atoi(cases[i].key + 4), what);
+    }
   }
   check(kv739_shutdown() == 0, "shutdown");
 }
