@@ -187,6 +187,39 @@ both('8 threads at once, some with lists of their own', async (t, d) => {
   await expectPass(t, d, 'threads', [address(shared[0]!), `localhost:${shared[0]!.ports[0]}`]);
 });
 
+both('8 threads have requests in flight at once on connections of their own (they do not queue on one socket)', async (t, d) => {
+  // An in-memory store that holds each request back until 4 are waiting at
+  // once (or 20 ms passed, for the last ones): a client that sent one request
+  // at a time would never have more than one waiting.
+  const store = new Map<string, Uint8Array>();
+  let waiting: (() => void)[] = [];
+  let mostWaiting = 0;
+  const release = () => {
+    const w = waiting;
+    waiting = [];
+    for (const go of w) go();
+  };
+  const fake = await startFakeServer(async (r) => {
+    await new Promise<void>((go) => {
+      waiting.push(go);
+      mostWaiting = Math.max(mostWaiting, waiting.length);
+      if (waiting.length >= 4) release();
+      else setTimeout(release, 20);
+    });
+    const old = store.get(r.key);
+    if (r.command === Command.PUT) store.set(r.key, r.value);
+    if (r.command === Command.DEL) store.delete(r.key);
+    return { reply: old === undefined ? { command: Command.NO_VAL, key: r.key } : { command: Command.OK, key: r.key, value: old } };
+  });
+  try {
+    await expectPass(t, d, 'threads', [fake.address, fake.address]);
+    t.true(mostWaiting >= 4, `at most ${mostWaiting} requests were in flight at once`);
+    t.true(fake.connections >= 4, `${fake.connections} connections`);
+  } finally {
+    await fake.close();
+  }
+});
+
 both('a forked child and its parent both use the library at once, never the same socket', async (t, d) => {
   await expectPass(t, d, 'fork', [address(shared[1]!)]);
 });

@@ -25,7 +25,8 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-export async function startFakeServer(answer: (request: Frame) => FakeReply, host = '127.0.0.1'): Promise<FakeServer> {
+/** `answer` may hold a reply back (return a promise); replies on one connection keep request order. */
+export async function startFakeServer(answer: (request: Frame) => FakeReply | Promise<FakeReply>, host = '127.0.0.1'): Promise<FakeServer> {
   const [port] = await freePorts(1, host);
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -34,6 +35,7 @@ export async function startFakeServer(answer: (request: Frame) => FakeReply, hos
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     const reader = new FrameReader();
+    let previous: Promise<void> = Promise.resolve();
     socket.on('data', (chunk) =>
       reader.push(chunk, (buffer, offset) => {
         const decoded = decodeFrame(buffer, offset);
@@ -41,10 +43,15 @@ export async function startFakeServer(answer: (request: Frame) => FakeReply, hos
           socket.destroy();
           return;
         }
-        fake.requests.push(decoded.frame);
-        const { reply, close } = answer(decoded.frame);
-        socket.write(encodeFrame({ id: decoded.frame.id, ...reply }));
-        if (close) socket.end();
+        const request = decoded.frame;
+        fake.requests.push(request);
+        const answered = Promise.resolve(answer(request));
+        previous = previous.then(async () => {
+          const { reply, close } = await answered;
+          if (socket.destroyed) return;
+          socket.write(encodeFrame({ id: request.id, ...reply }));
+          if (close) socket.end();
+        });
       }),
     );
   });
