@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, ErrorCode, consistencyOf, Flag } from '../src/protocol/index.ts';
 import { launch, startDaemon, waitFor, writeDaemonConfig, type RunningDaemon } from './helpers/daemon.ts';
-import { startFakeServer, type FakeServer } from './helpers/fake-server.ts';
+import { memoryStore, startFakeServer, type FakeServer } from './helpers/fake-server.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const C_DIR = join(ROOT, 'clients/c');
@@ -191,7 +191,7 @@ both('8 threads have requests in flight at once on connections of their own (the
   // An in-memory store that holds each request back until 4 are waiting at
   // once (or 20 ms passed, for the last ones): a client that sent one request
   // at a time would never have more than one waiting.
-  const store = new Map<string, Uint8Array>();
+  const store = memoryStore();
   let waiting: (() => void)[] = [];
   let mostWaiting = 0;
   const release = () => {
@@ -206,10 +206,7 @@ both('8 threads have requests in flight at once on connections of their own (the
       if (waiting.length >= 4) release();
       else setTimeout(release, 20);
     });
-    const old = store.get(r.key);
-    if (r.command === Command.PUT) store.set(r.key, r.value);
-    if (r.command === Command.DEL) store.delete(r.key);
-    return { reply: old === undefined ? { command: Command.NO_VAL, key: r.key } : { command: Command.OK, key: r.key, value: old } };
+    return store(r);
   });
   try {
     await expectPass(t, d, 'threads', [fake.address, fake.address]);
@@ -312,6 +309,22 @@ function noFailuresYet(t: ExecutionContext, client: Interactive, phase: string, 
   const failed = client.lines.filter((l) => l.startsWith('call failed')).length;
   t.is(failed, 0, `${failed} calls failed ${phase}; daemons: ${daemons.map(state).join(', ')}\n${client.output()}`);
 }
+
+both('a server that resets each connection after its reply: every next call reconnects, none fails', async (t, d) => {
+  const store = memoryStore();
+  const fake = await startFakeServer((r) => ({ ...store(r), close: 'reset' }));
+  const client = new Interactive(d, 'loop', [fake.address]);
+  try {
+    await client.opsAtLeast(200, 'calls on connections reset after each reply');
+    client.send('quit');
+    t.is(await client.exited, 0, client.output());
+    t.regex(client.lines.join('\n'), /^done ops \d+ failures 0 /m, client.output());
+    t.true(fake.connections >= 200, `${fake.connections} connections for 200 calls`);
+  } finally {
+    client.kill();
+    await fake.close();
+  }
+});
 
 both('kill -9 of the server in use: calls fail over; it is used again after it returns', async (t, d) => {
   const configs = [await writeDaemonConfig({ processors: 1, supervision: SUPERVISION }), await writeDaemonConfig({ processors: 1, supervision: SUPERVISION })];

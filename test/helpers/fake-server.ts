@@ -5,14 +5,14 @@
 // states (SHUTTING_DOWN, OUTCOME_UNKNOWN, ...).
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameReader, decodeFrame, encodeFrame, type Frame, type FrameFields } from '../../src/protocol/index.ts';
+import { Command, FrameReader, decodeFrame, encodeFrame, type Frame, type FrameFields } from '../../src/protocol/index.ts';
 import { freePorts } from './ports.ts';
 
 export interface FakeReply {
   /** the request's id unless the reply gives one */
   reply: FrameFields;
-  /** close the connection after this reply */
-  close?: boolean;
+  /** close the connection after this reply (FIN), or reset it (RST) */
+  close?: boolean | 'reset';
 }
 
 export interface FakeServer {
@@ -26,6 +26,17 @@ export interface FakeServer {
 }
 
 /** `answer` may hold a reply back (return a promise); replies on one connection keep request order. */
+/** Answers GET, PUT and DEL from an in-memory map, as the daemon would. */
+export function memoryStore(): (request: Frame) => FakeReply {
+  const store = new Map<string, Uint8Array>();
+  return (r) => {
+    const old = store.get(r.key);
+    if (r.command === Command.PUT) store.set(r.key, r.value);
+    if (r.command === Command.DEL) store.delete(r.key);
+    return { reply: old === undefined ? { command: Command.NO_VAL, key: r.key } : { command: Command.OK, key: r.key, value: old } };
+  };
+}
+
 export async function startFakeServer(answer: (request: Frame) => FakeReply | Promise<FakeReply>, host = '127.0.0.1'): Promise<FakeServer> {
   const [port] = await freePorts(1, host);
   const sockets = new Set<Socket>();
@@ -50,7 +61,8 @@ export async function startFakeServer(answer: (request: Frame) => FakeReply | Pr
           const { reply, close } = await answered;
           if (socket.destroyed) return;
           socket.write(encodeFrame({ id: request.id, ...reply }));
-          if (close) socket.end();
+          if (close === 'reset') socket.write('', () => socket.resetAndDestroy());
+          else if (close) socket.end();
         });
       }),
     );
