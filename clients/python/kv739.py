@@ -159,7 +159,11 @@ class _Server:
 
 
 class _Unavailable(Exception):
-    pass
+    """No reply in time, or the connection failed mid-reply."""
+
+
+class _Stale(Exception):
+    """The connection failed before any reply byte arrived."""
 
 
 class _Final(Exception):
@@ -423,10 +427,6 @@ class Client:
         self._give_back(index, sock, request_id + 1)
         start = 41 + key_size
         return command, bytes(reply[start : start + value_size])
-
-
-class _Stale(Exception):
-    """The connection failed before any reply byte arrived."""
 
 
 def _exchange(sock, frame, request_id, deadline):
