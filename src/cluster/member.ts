@@ -13,6 +13,7 @@ import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
 import { PeerTransport, loadOrCreateSecret, parseSecret } from './transport/index.ts';
+import { ReplicationLag } from '../metrics/replication-lag.ts';
 
 /** What the cluster needs from the daemon's supervisor. */
 export interface MemberHooks {
@@ -48,6 +49,7 @@ export class ClusterMember {
   private stopped: Promise<void> | undefined;
   /** the election state could not be saved: nothing more leaves this member */
   private failed = false;
+  private readonly lag = new ReplicationLag();
 
   private constructor(parts: {
     config: Config;
@@ -83,7 +85,7 @@ export class ClusterMember {
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
     // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
-    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs });
+    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs, tombstoneGraceMs: c.tombstoneGraceMs });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),
@@ -134,6 +136,7 @@ export class ClusterMember {
         this.log('warn', 'dropped a malformed peer message', { peer, error: decoded.error, bytes: payload.length });
         return;
       }
+      if (decoded.msg.type === 'changes') this.lag.onChanges(peer, decoded.msg, Date.now());
       this.carryOut(this.node.receive(peer, decoded.msg, performance.now()));
     });
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
@@ -253,6 +256,18 @@ export class ClusterMember {
     const done = new Promise<void>((resolve) => this.fetches.set(reqId, resolve));
     this.carryOut(this.node.keyMiss(key, reqId, performance.now()));
     return done;
+  }
+
+  /** Figures for the metrics endpoint and pm2: read only. */
+  metrics(): { isLeader: boolean; term: number; role: string; keyCount: number; peers: { id: string; up: boolean; lagSeconds: number | null }[] } {
+    const connected = new Set(this.transport.connected());
+    return {
+      isLeader: this.node.role === 'leader',
+      term: this.node.term,
+      role: this.node.role,
+      keyCount: this.keyCount,
+      peers: this.config.daemons.filter((d) => d !== this.daemon).map((d) => ({ id: d.id, up: connected.has(d.id), lagSeconds: this.lag.of(d.id) })),
+    };
   }
 
   view(): ClusterView & { connectedPeers: string[] } {

@@ -25,6 +25,9 @@ export interface DaemonConfig {
   groups: GroupConfig[];
   /** SQLite file of this daemon's cluster hard state (term, vote); absolute */
   stateFile: string;
+  /** Prometheus /metrics over HTTP on metricsHost:metricsPort; null = no metrics endpoint */
+  metricsPort: number | null;
+  metricsHost: string;
 }
 
 export interface Limits {
@@ -74,6 +77,12 @@ export interface ClusterSettings {
   maxPendingKeyFetches: number;
   /** largest peer message, in bytes */
   maxPeerMessageBytes: number;
+  /**
+   * A tombstone is kept at least this long after its delete, even when every
+   * daemon has it, and a backup older than this is refused at restore: a
+   * restored file must not bring back a key deleted after it was taken.
+   */
+  tombstoneGraceMs: number;
 }
 
 export interface Config {
@@ -133,6 +142,7 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   readThroughTimeoutMs: 500,
   maxPendingKeyFetches: 1024,
   maxPeerMessageBytes: 8 * 1024 * 1024,
+  tombstoneGraceMs: 7 * 24 * 3_600_000,
 };
 
 type Json = Record<string, unknown>;
@@ -197,7 +207,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
   const daemons = raw.daemons.map((d, i): DaemonConfig => {
     const path = `config.daemons[${i}]`;
     if (!isObject(d)) throw new ConfigError(`${path} must be an object`);
-    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'groups', 'stateFile']);
+    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'metricsPort', 'metricsHost', 'groups', 'stateFile']);
     const id = str(d, 'id', path);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new ConfigError(`${path}.id must be 1-64 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`);
     if (ids.has(id)) throw new ConfigError(`${path}.id ${JSON.stringify(id)} is used twice`);
@@ -207,6 +217,10 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const adminPort = int(d, 'adminPort', path, 1, 65535);
     claim(host, peerPort, `${path}.peerPort`);
     claim('127.0.0.1', adminPort, `${path}.adminPort`);
+    if (!isLoopbackHost(host)) claim(host, adminPort, `${path}.adminPort`);
+    const metricsHost = str(d, 'metricsHost', path, '127.0.0.1');
+    const metricsPort = d.metricsPort === undefined ? null : int(d, 'metricsPort', path, 1, 65535);
+    if (metricsPort !== null) claim(metricsHost, metricsPort, `${path}.metricsPort`);
     if (!Array.isArray(d.groups) || d.groups.length === 0) {
       throw new ConfigError(`${path}.groups must be a non-empty array of {port, dbFile, processors}`);
     }
@@ -224,7 +238,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const stateFile = resolve(baseDir, str(d, 'stateFile', path, resolve(dirname(groups[0].dbFile), `${id}.cluster.sqlite`)));
     if (dbFiles.has(stateFile)) throw new ConfigError(`${path}.stateFile ${stateFile} is used by another daemon or group`);
     dbFiles.add(stateFile);
-    return { id, host, peerPort, adminPort, groups, stateFile };
+    return { id, host, peerPort, adminPort, metricsPort, metricsHost, groups, stateFile };
   });
 
   const l = section(raw, 'limits');
@@ -277,6 +291,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     readThroughTimeoutMs: int(c, 'readThroughTimeoutMs', cp, 1, 60_000, dc.readThroughTimeoutMs),
     maxPendingKeyFetches: int(c, 'maxPendingKeyFetches', cp, 1, 1_000_000, dc.maxPendingKeyFetches),
     maxPeerMessageBytes: int(c, 'maxPeerMessageBytes', cp, 64 * 1024, 256 * 1024 * 1024, dc.maxPeerMessageBytes),
+    tombstoneGraceMs: int(c, 'tombstoneGraceMs', cp, 0, 365 * 24 * 3_600_000, dc.tombstoneGraceMs),
   };
   if (cluster.electionTimeoutMaxMs <= cluster.electionTimeoutMinMs) {
     throw new ConfigError(`${cp}.electionTimeoutMaxMs (${cluster.electionTimeoutMaxMs}) must be above electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);
@@ -326,6 +341,11 @@ export function daemonById(config: Config, id: string | undefined): DaemonConfig
   const d = config.daemons.find((x) => x.id === id);
   if (!d) throw new ConfigError(`KV_DAEMON_ID ${JSON.stringify(id)} is not in ${config.source} (known: ${config.daemons.map((x) => x.id).join(', ')})`);
   return d;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses that only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host === 'localhost';
 }
 
 function deepFreeze<T>(o: T): T {

@@ -4,6 +4,7 @@
 
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
 import type { Config, DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
@@ -13,6 +14,9 @@ import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
 import type { Logger } from './log.ts';
+import { metricsRegistry, startMetricsServer, type DaemonFigures } from '../metrics/exporter.ts';
+import type { MetricsSnapshot } from '../metrics/counters.ts';
+import { BackgroundJobs } from '../cluster/jobs/pool.ts';
 
 export interface DaemonStatus {
   daemon: string;
@@ -46,6 +50,9 @@ export class Supervisor {
   /** cluster mode: the election state file, which also holds the clock floor */
   private hardState: HardStateFile | undefined;
   private clockFloor: ClockFloor | undefined;
+  private metricsServer: HttpServer | undefined;
+  /** lone daemon with a metrics endpoint: counts its keys in the background (a cluster member does it itself) */
+  private keyCounter: { jobs: BackgroundJobs; timer: NodeJS.Timeout; keys: number | null } | undefined;
 
   constructor(config: Config, daemon: DaemonConfig, log: Logger, events: SupervisorEvents) {
     this.config = config;
@@ -109,6 +116,10 @@ export class Supervisor {
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
+      if (this.daemon.metricsPort !== null) {
+        if (!clustered) this.startKeyCounter();
+        this.metricsServer = await startMetricsServer(this.daemon.metricsHost, this.daemon.metricsPort, metricsRegistry(this.daemon.id, this.figures()));
+      }
     } catch (e) {
       await this.stop();
       throw e;
@@ -122,7 +133,38 @@ export class Supervisor {
       ports: this.daemon.groups.map((g) => g.port),
       adminPort: this.daemon.adminPort,
       durability: this.config.durability,
+      ...(this.daemon.metricsPort !== null ? { metrics: `http://${this.daemon.metricsHost}:${this.daemon.metricsPort}/metrics` } : {}),
     });
+  }
+
+  /** Live figures for the metrics endpoint and pm2, read on demand. */
+  figures(): DaemonFigures & { role(): string } {
+    return {
+      addRequestMetrics: (into: MetricsSnapshot) => {
+        for (const g of this.groups) g.addMetrics(into);
+      },
+      connections: () => this.groups.reduce((n, g) => n + g.status(Date.now()).processors.reduce((m, p) => m + p.connections, 0), 0),
+      processorsAlive: () => this.groups.reduce((n, g) => n + g.alive, 0),
+      processorRestarts: () => this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
+      storeBytes: () => [...this.storeBytes.values()].reduce((n, bytes) => n + bytes(), 0),
+      keys: () => (this.member ? this.member.metrics().keyCount : (this.keyCounter?.keys ?? null)),
+      cluster: () => this.member?.metrics() ?? null,
+      role: () => this.member?.metrics().role ?? 'lone',
+    };
+  }
+
+  private startKeyCounter(): void {
+    const jobs = new BackgroundJobs({ threads: 1, maxPending: this.daemon.groups.length });
+    const counter = { jobs, timer: undefined as unknown as NodeJS.Timeout, keys: null as number | null };
+    const count = () => {
+      if (!jobs.hasRoom) return;
+      Promise.all(this.daemon.groups.map((g) => jobs.keyCount({ file: g.dbFile, durability: this.config.durability })))
+        .then((ns) => (counter.keys = ns.reduce((a, b) => a + b, 0)))
+        .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
+    };
+    counter.timer = setInterval(count, KEY_COUNT_EVERY_MS);
+    count();
+    this.keyCounter = counter;
   }
 
   private group(port: number): ProcessorGroup {
@@ -165,6 +207,12 @@ export class Supervisor {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      this.metricsServer?.close();
+      this.metricsServer?.closeAllConnections();
+      if (this.keyCounter) {
+        clearInterval(this.keyCounter.timer);
+        await this.keyCounter.jobs.close().catch(() => {});
+      }
       await this.member?.stop();
       await Promise.all(this.groups.map((g) => g.stop()));
       this.clockFloor?.stop();
@@ -174,6 +222,9 @@ export class Supervisor {
     return this.stopped;
   }
 }
+
+/** A lone daemon's key count for the metrics is refreshed this often (a full count on a pool thread). */
+const KEY_COUNT_EVERY_MS = 10_000;
 
 function fileBytes(file: string): number {
   let n = 0;

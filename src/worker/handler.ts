@@ -24,6 +24,8 @@ export interface Request {
   reply?: FrameFields;
   /** a READ_THROUGH GET that missed: its reply waits until this key is fetched */
   awaitKey?: string;
+  /** performance.now() when its bytes were read, for the latency metric */
+  receivedAtMs?: number;
 }
 
 export interface HandlerEnv {
