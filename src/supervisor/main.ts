@@ -7,6 +7,7 @@ import { ConfigError, daemonById, loadConfig } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
 import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
+import { startPm2Metrics } from './pm2-metrics.ts';
 
 /**
  * SHUT_DOWN has its own code because pm2 reports a process killed by a signal
@@ -58,9 +59,12 @@ function stopAndExit(code: number = ExitCode.STOPPED): Promise<void> {
 process.on('SIGINT', () => void stopAndExit());
 process.on('SIGTERM', () => void stopAndExit());
 
-// pm2: ready for wait_ready, and custom actions for `pm2 trigger <app> <action> [param]`.
+// pm2: ready for wait_ready, custom metrics for `pm2 monit` / `pm2 show`, and
+// custom actions for `pm2 trigger <app> <action> [param]`.
 if (process.send) {
   process.send('ready');
+  // pm2 sets pm_id; a test or script that forks the daemon gets no pm2 traffic
+  if (process.env.pm_id !== undefined) startPm2Metrics(supervisor.figures());
   for (const action_name of ['status', 'resize', 'restart-processors']) {
     process.send({ type: 'axm:action', data: { action_name, arity: action_name === 'status' ? 0 : 1 } });
   }
