@@ -217,7 +217,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const adminPort = int(d, 'adminPort', path, 1, 65535);
     claim(host, peerPort, `${path}.peerPort`);
     claim('127.0.0.1', adminPort, `${path}.adminPort`);
-    if (!isLoopbackHost(host)) claim(host, adminPort, `${path}.adminPort`);
+    if (host !== '127.0.0.1' && host !== 'localhost') claim(host, adminPort, `${path}.adminPort`);
     const metricsHost = str(d, 'metricsHost', path, '127.0.0.1');
     const metricsPort = d.metricsPort === undefined ? null : int(d, 'metricsPort', path, 1, 65535);
     if (metricsPort !== null) claim(metricsHost, metricsPort, `${path}.metricsPort`);

@@ -17,6 +17,7 @@ import type { Logger } from './log.ts';
 import { metricsRegistry, startMetricsServer, type DaemonFigures } from '../metrics/exporter.ts';
 import type { MetricsSnapshot } from '../metrics/counters.ts';
 import { BackgroundJobs } from '../cluster/jobs/pool.ts';
+import { loadOrCreateSecret, parseSecret } from '../cluster/transport/index.ts';
 
 export interface DaemonStatus {
   daemon: string;
@@ -43,6 +44,8 @@ export class Supervisor {
   private readonly groups: ProcessorGroup[] = [];
   private readonly storeBytes = new Map<number, () => number>();
   private admin: Server | undefined;
+  /** the admin listener at the daemon's host address (authenticated), when that is not 127.0.0.1 */
+  private remoteAdmin: Server | undefined;
   private watch: NodeJS.Timeout | undefined;
   private readonly startedAtMs = Date.now();
   private stopped: Promise<void> | undefined;
@@ -116,6 +119,10 @@ export class Supervisor {
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
+      if (this.daemon.host !== '127.0.0.1' && this.daemon.host !== 'localhost') {
+        const secret = clusterSecret(this.config, this.log);
+        this.remoteAdmin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log, { host: this.daemon.host, secret });
+      }
       if (this.daemon.metricsPort !== null) {
         if (!clustered) this.startKeyCounter();
         this.metricsServer = await startMetricsServer(this.daemon.metricsHost, this.daemon.metricsPort, metricsRegistry(this.daemon.id, this.figures()));
@@ -207,6 +214,7 @@ export class Supervisor {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      this.remoteAdmin?.close();
       this.metricsServer?.close();
       this.metricsServer?.closeAllConnections();
       if (this.keyCounter) {
@@ -221,6 +229,14 @@ export class Supervisor {
     })();
     return this.stopped;
   }
+}
+
+/** KV_CLUSTER_SECRET (hex) if set, else the secret file (created with a random secret when missing). */
+function clusterSecret(config: Config, log: Logger): Buffer {
+  if (process.env.KV_CLUSTER_SECRET) return parseSecret(process.env.KV_CLUSTER_SECRET, 'KV_CLUSTER_SECRET');
+  const { secret, created } = loadOrCreateSecret(config.cluster.secretFile);
+  if (created) log('info', 'created a new cluster secret; copy this file to every host of the cluster', { file: config.cluster.secretFile });
+  return secret;
 }
 
 /** A lone daemon's key count for the metrics is refreshed this often (a full count on a pool thread). */
