@@ -3,6 +3,7 @@
 // config or throws ConfigError naming the field and the allowed values.
 
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { dirname, resolve } from 'node:path';
 
 export type Durability = 'full' | 'normal';
@@ -216,11 +217,13 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const peerPort = int(d, 'peerPort', path, 1, 65535);
     const adminPort = int(d, 'adminPort', path, 1, 65535);
     claim(host, peerPort, `${path}.peerPort`);
-    claim('127.0.0.1', adminPort, `${path}.adminPort`);
+    // loopback listeners of daemons on other machines do not collide with this machine's
+    const onMachine = (listenHost: string) => (isLoopbackHost(listenHost) && !isLoopbackHost(host) ? `${listenHost}@${host}` : listenHost);
+    claim(onMachine('127.0.0.1'), adminPort, `${path}.adminPort`);
     if (host !== '127.0.0.1' && host !== 'localhost') claim(host, adminPort, `${path}.adminPort`);
     const metricsHost = str(d, 'metricsHost', path, '127.0.0.1');
     const metricsPort = d.metricsPort === undefined ? null : int(d, 'metricsPort', path, 1, 65535);
-    if (metricsPort !== null) claim(metricsHost, metricsPort, `${path}.metricsPort`);
+    if (metricsPort !== null) claim(onMachine(metricsHost), metricsPort, `${path}.metricsPort`);
     if (!Array.isArray(d.groups) || d.groups.length === 0) {
       throw new ConfigError(`${path}.groups must be a non-empty array of {port, dbFile, processors}`);
     }
@@ -346,6 +349,20 @@ export function daemonById(config: Config, id: string | undefined): DaemonConfig
 /** 127.0.0.0/8, ::1 and localhost: addresses that only this machine reaches. */
 export function isLoopbackHost(host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost';
+}
+
+/** The addresses of this machine's network interfaces. */
+export function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+}
+
+/**
+ * The daemons this machine runs: those whose host is one of its addresses
+ * (loopback included; a wildcard host counts everywhere). `npm start` starts
+ * these; ecosystem.config.js applies the same rule.
+ */
+export function localDaemons(config: Config, addresses: readonly string[] = localAddresses()): DaemonConfig[] {
+  return config.daemons.filter((d) => isLoopbackHost(d.host) || d.host === '0.0.0.0' || d.host === '::' || addresses.includes(d.host));
 }
 
 function deepFreeze<T>(o: T): T {

@@ -3,7 +3,7 @@
 // handles signals. Exit codes: 0 stopped on request (signal or SHUT_DOWN),
 // 1 start-up failure (config or store), 70 gave up after too many restarts.
 
-import { ConfigError, daemonById, loadConfig } from '../config/config.ts';
+import { ConfigError, daemonById, loadConfig, localAddresses, localDaemons } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
 import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
@@ -21,6 +21,14 @@ if (process.argv.includes('--check')) {
   try {
     const config = loadConfig();
     console.log(`config ${config.source} is valid: ${config.daemons.map((d) => d.id).join(', ')}`);
+    const here = localDaemons(config);
+    if (here.length === 0) {
+      console.error(`kv: no daemon of ${config.source} has a host that is an address of this machine (${localAddresses().join(', ')}); nothing to start here`);
+      process.exit(ExitCode.START_FAILED);
+    }
+    const elsewhere = config.daemons.filter((d) => !here.includes(d));
+    console.log(`this host runs ${here.map((d) => `${d.id} (${d.host})`).join(', ')}` +
+      (elsewhere.length ? `; started on their own hosts: ${elsewhere.map((d) => `${d.id} (${d.host})`).join(', ')}` : ''));
     process.exit(0);
   } catch (e) {
     console.error(`kv: ${(e as Error).message}`);
