@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { adminRequest } from '../supervisor/admin-client.ts';
 import { ConfigError, loadConfig, type Config, type DaemonConfig } from '../config/config.ts';
 import { parseSecret } from '../cluster/transport/index.ts';
+import { BackupError, backupStore, restoreStore } from '../store/backup.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
@@ -24,6 +25,9 @@ Commands:
   chk                      check that a server answers
   status                   per daemon and port: processors, heartbeat age, restarts, requests/s, connections, store size
   workers --port P --count N [--daemon ID]   resize the processor group on port P (of daemon ID when several serve P)
+  backup --daemon ID FILE  consistent online copy of daemon ID's store to FILE (run on that daemon's host)
+  restore --daemon ID FILE put backup FILE in place as daemon ID's store (the daemon must be stopped;
+                           a backup older than cluster.tombstoneGraceMs is refused)
   bench [ARGS...]          run the benchmark (node bench/run.ts ARGS)
 
 Options:
@@ -196,6 +200,41 @@ function printCluster(view: any): void {
   }
 }
 
+/** The store file of --daemon ID (and --port P when the daemon has several groups). */
+function storeOf(values: Opts, command: string): { config: Config; daemon: DaemonConfig; dbFile: string } {
+  const config = loadCliConfig(values.config);
+  if (!config) throw new UsageError(`${command} needs the daemons' config: --config FILE, KV_CONFIG or ./kv.config.json`);
+  if (!values.daemon) throw new UsageError(`${command} needs --daemon ID (one of ${config.daemons.map((d) => d.id).join(', ')})`);
+  const daemon = config.daemons.find((d) => d.id === values.daemon);
+  if (!daemon) throw new UsageError(`no daemon ${values.daemon} in ${config.source} (known: ${config.daemons.map((d) => d.id).join(', ')})`);
+  const groups = values.port ? daemon.groups.filter((g) => g.port === Number(values.port)) : daemon.groups;
+  if (groups.length !== 1) throw new UsageError(`daemon ${daemon.id} has groups on ports ${daemon.groups.map((g) => g.port).join(', ')}: pick one with --port P`);
+  return { config, daemon, dbFile: groups[0].dbFile };
+}
+
+async function backup(values: Opts, args: string[]): Promise<number> {
+  needArgs(args, 1, 'backup --daemon ID FILE');
+  const { daemon, dbFile } = storeOf(values, 'backup');
+  const r = await backupStore(dbFile, args[0]!);
+  if (values.json) json({ ok: true, daemon: daemon.id, file: args[0], takenAt: new Date(r.takenAtMs).toISOString(), bytes: r.bytes });
+  else out(`backup of ${daemon.id} (${dbFile}) in ${args[0]}: ${(r.bytes / 1048576).toFixed(1)} MiB, snapshot of ${new Date(r.takenAtMs).toISOString()}`);
+  return ExitCode.OK;
+}
+
+async function restore(values: Opts, args: string[]): Promise<number> {
+  needArgs(args, 1, 'restore --daemon ID FILE');
+  const { config, daemon, dbFile } = storeOf(values, 'restore');
+  const running = await adminRequest(daemon.adminPort, { op: 'status' }, '127.0.0.1', 1000).catch(() => null);
+  if (running?.ok) throw new UsageError(`daemon ${daemon.id} is running (pid ${running.status.pid}): stop it first (npx pm2 stop ${daemon.id})`);
+  const clustered = config.daemons.length > 1;
+  const r = await restoreStore(args[0]!, dbFile, clustered ? config.cluster.tombstoneGraceMs : null);
+  const msg = `restored ${args[0]} (snapshot of ${new Date(r.takenAtMs).toISOString()}) as ${dbFile}; start ${daemon.id}` +
+    (clustered ? ': it gets a new change stream and pulls from its peers what changed since' : '');
+  if (values.json) json({ ok: true, daemon: daemon.id, dbFile, takenAt: new Date(r.takenAtMs).toISOString() });
+  else out(msg);
+  return ExitCode.OK;
+}
+
 async function workers(values: Opts): Promise<number> {
   const port = Number(values.port), count = Number(values.count);
   if (!Number.isInteger(port) || !Number.isInteger(count) || count < 1) {
@@ -254,6 +293,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'status') return status(values);
   if (command === 'workers') return workers(values);
+  if (command === 'backup') return backup(values, args);
+  if (command === 'restore') return restore(values, args);
   if (!['get', 'put', 'del', 'chk'].includes(command)) throw new UsageError(`unknown command "${command}"; see kv --help`);
   const deadlineMs = Number(values.deadline ?? 3000);
   if (!(deadlineMs > 0)) throw new UsageError('--deadline must be a positive number of milliseconds');
@@ -290,7 +331,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: Error) => {
-    if (e instanceof UsageError || e instanceof KvInputError) {
+    if (e instanceof UsageError || e instanceof KvInputError || e instanceof BackupError) {
       process.stderr.write(`kv: ${e.message}\n`);
       process.exitCode = ExitCode.BAD_INPUT;
     } else if (e instanceof KvUnavailableError) {

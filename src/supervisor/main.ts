@@ -5,6 +5,7 @@
 
 import { ConfigError, daemonById, loadConfig, localAddresses, localDaemons } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
+import { BackupError } from '../store/backup.ts';
 import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
 import { startPm2Metrics } from './pm2-metrics.ts';
@@ -54,7 +55,7 @@ try {
   });
   await supervisor.start();
 } catch (e) {
-  const known = e instanceof ConfigError || e instanceof StoreError;
+  const known = e instanceof ConfigError || e instanceof StoreError || e instanceof BackupError;
   log('error', `daemon cannot start: ${(e as Error).message}`, known ? {} : { stack: (e as Error).stack });
   process.exit(ExitCode.START_FAILED);
 }

@@ -17,6 +17,7 @@ import type { Logger } from './log.ts';
 import { metricsRegistry, startMetricsServer, type DaemonFigures } from '../metrics/exporter.ts';
 import type { MetricsSnapshot } from '../metrics/counters.ts';
 import { BackgroundJobs } from '../cluster/jobs/pool.ts';
+import { adoptRestoredStore } from '../store/backup.ts';
 import { loadOrCreateSecret, parseSecret } from '../cluster/transport/index.ts';
 
 export interface DaemonStatus {
@@ -66,6 +67,12 @@ export class Supervisor {
 
   async start(): Promise<void> {
     ensureTcpMigrateReq(this.config.setTcpMigrateReq, this.log);
+    const clustered = this.config.daemons.length > 1;
+    // a backup put in place (kv restore): refused if older than the tombstone grace, else given a new stream id
+    for (const g of this.daemon.groups) {
+      const takenAtMs = adoptRestoredStore(g.dbFile, clustered ? this.config.cluster.tombstoneGraceMs : null);
+      if (takenAtMs !== null) this.log('info', 'starting from a restored backup; peers will send what changed since', { dbFile: g.dbFile, takenAt: new Date(takenAtMs).toISOString() });
+    }
     // Open every store once here: a bad file fails start-up with its name, and
     // the clock starts above every timestamp on disk (never backwards across restarts).
     for (const g of this.daemon.groups) {
@@ -76,7 +83,6 @@ export class Supervisor {
         store.close();
       }
     }
-    const clustered = this.config.daemons.length > 1;
     if (clustered) {
       // before any processor issues a timestamp: above every version issued before, even if the data file was lost
       this.hardState = HardStateFile.open(this.daemon.stateFile);
