@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { adminRequest } from '../supervisor/admin-client.ts';
-import { ConfigError, loadConfig, type Config, type DaemonConfig } from '../config/config.ts';
+import { ConfigError, hasRemoteAdmin, loadConfig, type Config, type DaemonConfig } from '../config/config.ts';
 import { parseSecret } from '../cluster/transport/index.ts';
 import { BackupError, backupStore, restoreStore } from '../store/backup.ts';
 import { spawnSync } from 'node:child_process';
@@ -78,7 +78,7 @@ function cliSecret(config: Config): Buffer {
 }
 
 function adminTarget(config: Config, d: DaemonConfig): AdminTarget {
-  if (d.host === '127.0.0.1' || d.host === 'localhost') return { id: d.id, host: '127.0.0.1', port: d.adminPort };
+  if (!hasRemoteAdmin(d.host)) return { id: d.id, host: '127.0.0.1', port: d.adminPort };
   let secret: Buffer | undefined;
   return { id: d.id, host: d.host, port: d.adminPort, secret: () => (secret ??= cliSecret(config)) };
 }

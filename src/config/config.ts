@@ -220,7 +220,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     // loopback listeners of daemons on other machines do not collide with this machine's
     const onMachine = (listenHost: string) => (isLoopbackHost(listenHost) && !isLoopbackHost(host) ? `${listenHost}@${host}` : listenHost);
     claim(onMachine('127.0.0.1'), adminPort, `${path}.adminPort`);
-    if (host !== '127.0.0.1' && host !== 'localhost') claim(host, adminPort, `${path}.adminPort`);
+    if (hasRemoteAdmin(host)) claim(host, adminPort, `${path}.adminPort`);
     const metricsHost = str(d, 'metricsHost', path, '127.0.0.1');
     const metricsPort = d.metricsPort === undefined ? null : int(d, 'metricsPort', path, 1, 65535);
     if (metricsPort !== null) claim(onMachine(metricsHost), metricsPort, `${path}.metricsPort`);
@@ -349,6 +349,15 @@ export function daemonById(config: Config, id: string | undefined): DaemonConfig
 /** 127.0.0.0/8, ::1 and localhost: addresses that only this machine reaches. */
 export function isLoopbackHost(host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost';
+}
+
+/**
+ * Whether the admin interface also listens at the daemon's host (with the
+ * cluster secret): not for 127.0.0.1, nor for a wildcard host, whose
+ * listener would take the loopback one's port.
+ */
+export function hasRemoteAdmin(host: string): boolean {
+  return !['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(host);
 }
 
 /** The addresses of this machine's network interfaces. */

@@ -8,7 +8,6 @@ import { StoreError } from '../store/store.ts';
 import { BackupError } from '../store/backup.ts';
 import { jsonLogger, jsonReplacer } from './log.ts';
 import { Supervisor } from './supervisor.ts';
-import { startPm2Metrics } from './pm2-metrics.ts';
 
 /**
  * SHUT_DOWN has its own code because pm2 reports a process killed by a signal
@@ -72,8 +71,11 @@ process.on('SIGTERM', () => void stopAndExit());
 // custom actions for `pm2 trigger <app> <action> [param]`.
 if (process.send) {
   process.send('ready');
-  // pm2 sets pm_id; a test or script that forks the daemon gets no pm2 traffic
-  if (process.env.pm_id !== undefined) startPm2Metrics(supervisor.figures());
+  // pm2 sets pm_id; a test or script that forks the daemon gets no pm2 traffic (nor loads @pm2/io)
+  if (process.env.pm_id !== undefined) {
+    const { startPm2Metrics } = await import('./pm2-metrics.ts');
+    startPm2Metrics(supervisor.figures());
+  }
   for (const action_name of ['status', 'resize', 'restart-processors']) {
     process.send({ type: 'axm:action', data: { action_name, arity: action_name === 'status' ? 0 : 1 } });
   }

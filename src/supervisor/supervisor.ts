@@ -5,7 +5,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import type { Config, DaemonConfig } from '../config/config.ts';
+import { hasRemoteAdmin, type Config, type DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
 import { ClockFloor } from '../cluster/clock-floor.ts';
@@ -14,7 +14,7 @@ import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
 import type { Logger } from './log.ts';
-import { metricsRegistry, startMetricsServer, type DaemonFigures } from '../metrics/exporter.ts';
+import type { DaemonFigures } from '../metrics/exporter.ts';
 import type { MetricsSnapshot } from '../metrics/counters.ts';
 import { BackgroundJobs } from '../cluster/jobs/pool.ts';
 import { adoptRestoredStore } from '../store/backup.ts';
@@ -125,12 +125,14 @@ export class Supervisor {
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
-      if (this.daemon.host !== '127.0.0.1' && this.daemon.host !== 'localhost') {
+      if (hasRemoteAdmin(this.daemon.host)) {
         const secret = clusterSecret(this.config, this.log);
         this.remoteAdmin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log, { host: this.daemon.host, secret });
       }
       if (this.daemon.metricsPort !== null) {
         if (!clustered) this.startKeyCounter();
+        // prom-client is loaded only by daemons that serve metrics
+        const { metricsRegistry, startMetricsServer } = await import('../metrics/exporter.ts');
         this.metricsServer = await startMetricsServer(this.daemon.metricsHost, this.daemon.metricsPort, metricsRegistry(this.daemon.id, this.figures()));
       }
     } catch (e) {
