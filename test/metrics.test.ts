@@ -5,6 +5,7 @@
 import test from 'ava';
 import { Command } from '../src/protocol/index.ts';
 import { LATENCY_BOUNDS_S, MetricsSnapshot, MetricsWriter, METRIC_COMMANDS, newMetricsBuffer, quantileBetween } from '../src/metrics/counters.ts';
+import { ReplicationLag } from '../src/metrics/replication-lag.ts';
 import { startDaemon, waitFor } from './helpers/daemon.ts';
 import { PersistentConnection, requestOnce } from './helpers/wire.ts';
 
@@ -44,6 +45,22 @@ test('counters and histograms in shared memory add up across buffers; quantiles 
   t.is(quantileBetween(before.allLatency(), s.allLatency(), LATENCY_BOUNDS_S, 0.5), 0.00025);
   t.is(quantileBetween(before.allLatency(), s.allLatency(), LATENCY_BOUNDS_S, 0.99), 2.5);
   t.is(quantileBetween(s.allLatency(), s.allLatency(), LATENCY_BOUNDS_S, 0.99), null, 'nothing observed in between');
+});
+
+test('replication lag: the age of the newest change in a page; 0 once a pull finds nothing new', (t) => {
+  const lag = new ReplicationLag();
+  const atMs = (ms: number) => ({ ts: BigInt(ms) * 1000n });
+  t.is(lag.of('b'), null, 'nothing pulled yet');
+  lag.onChanges('b', { entries: [atMs(1_000), atMs(9_500), atMs(4_000)], more: true }, 10_000);
+  t.is(lag.of('b'), 0.5);
+  lag.onChanges('b', { entries: [], more: true }, 10_100);
+  t.is(lag.of('b'), 0.5, 'an empty page with more to come says nothing');
+  lag.onChanges('b', { entries: [atMs(20_000)], more: false }, 19_000);
+  t.is(lag.of('b'), 0, 'a timestamp ahead of this clock (skew, logical ticks) is no lag');
+  lag.onChanges('b', { entries: [atMs(30_000)], more: false }, 30_250);
+  lag.onChanges('b', { entries: [], more: false }, 30_300);
+  t.is(lag.of('b'), 0, 'caught up');
+  t.is(lag.of('c'), null);
 });
 
 test('a daemon serves /metrics: requests by command and result, latency and commit histograms, gauges; counters survive a processor crash', async (t) => {

@@ -17,7 +17,7 @@ const pm2Bin = join(root, 'node_modules/.bin/pm2');
 
 test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_DOWN is not restarted', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'kv-pm2-'));
-  const ports = await freePorts(9);
+  const ports = await freePorts(12);
   const ids = ['a', 'b', 'c'];
   const config = {
     daemons: ids.map((id, i) => ({
@@ -25,6 +25,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
       host: '127.0.0.1',
       peerPort: ports[3 + i],
       adminPort: ports[6 + i],
+      metricsPort: ports[9 + i],
       groups: [{ port: ports[i], dbFile: `data/${id}.sqlite`, processors: 2 }],
     })),
   };
@@ -73,6 +74,12 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
     for (const name of ['req/s', 'p99 latency', 'connections', 'keys', 'role', 'replication lag']) t.true(name in m, `pm2 shows ${name}`);
     t.is(m['p99 latency'].unit, 'ms');
     t.is(m['replication lag'].unit, 'ms');
+  }
+  // and Prometheus can scrape each daemon, as in the default deployment
+  for (const [i, id] of ids.entries()) {
+    const text = await (await fetch(`http://127.0.0.1:${ports[9 + i]}/metrics`)).text();
+    t.regex(text, new RegExp(`^kv_processors_alive\\{daemon="kvtest-${id}"\\} \\d+$`, 'm'));
+    t.regex(text, /^kv_cluster_is_leader\{/m);
   }
   const conn = await PersistentConnection.open(ports[0]);
   const busy = await waitFor('req/s and connections of kvtest-a while a client sends', async () => {
