@@ -1,7 +1,8 @@
 // What a Prometheus scrape costs the request path: GET throughput of one
 // daemon (2 processors, durability full) on a cached 1000-key set, with no
 // scrape and with a scrape of /metrics every second, runs interleaved so
-// that drift of the machine hits both alike. Prints a table and the medians.
+// that drift of the machine hits both alike. Prints each run, the medians,
+// and the daemon's own CPU time per scrape.
 //
 //   node bench/scrape-cost.ts [--runs 3] [--duration 10]
 
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { freePorts } from '../test/helpers/ports.ts';
 import { runLoad } from './loadgen.ts';
 import { keySets, preload } from './preload.ts';
-import { HOST, startDaemon, stopAll } from './servers.ts';
+import { HOST, cpuTimeUs, startDaemon, stopAll } from './servers.ts';
 import { percentile } from './histogram.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, duration: { type: 'string', default: '10' } } });
@@ -58,7 +59,15 @@ try {
   }
   const none = median(results.none), scraped = median(results['every 1 s']);
   console.log(`\nmedian GET/s: no scrape ${Math.round(none)}, scrape every 1 s ${Math.round(scraped)} (${(((scraped - none) / none) * 100).toFixed(1)} %)`);
-  console.log(`scrape time: median ${median(scrapeMs).toFixed(1)} ms, max ${Math.max(...scrapeMs).toFixed(1)} ms over ${scrapeMs.length} scrapes`);
+  console.log(`scrape time under load: median ${median(scrapeMs).toFixed(1)} ms, max ${Math.max(...scrapeMs).toFixed(1)} ms over ${scrapeMs.length} scrapes`);
+  // the daemon's own CPU per scrape, idle otherwise: what a scrape takes from the cores
+  const SCRAPES = 50;
+  const cpuBefore = cpuTimeUs(daemon.pid);
+  for (let i = 0; i < SCRAPES; i++) await (await fetch(`http://${HOST}:${metricsPort}/metrics`)).text();
+  const cpuAfter = cpuTimeUs(daemon.pid);
+  if (cpuBefore !== undefined && cpuAfter !== undefined) {
+    console.log(`daemon CPU per scrape (idle daemon, ${SCRAPES} scrapes back to back): ${((cpuAfter - cpuBefore) / SCRAPES / 1000).toFixed(2)} ms`);
+  }
 } finally {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
