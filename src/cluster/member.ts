@@ -4,7 +4,7 @@
 // turns core outputs into fsyncs, messages and supervisor actions.
 
 import type { Config, DaemonConfig } from '../config/config.ts';
-import type { Logger } from '../supervisor/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { adminMacMatches } from './admin-client.ts';
-import { jsonReplacer, type Logger } from './log.ts';
+import { jsonReplacer, type Logger } from '../shared/log.ts';
 
 export type AdminRequest =
   | { op: 'status' }

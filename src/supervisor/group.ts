@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config, DaemonConfig, GroupConfig } from '../config/config.ts';
 import { STAT_SLOTS, StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from '../worker/contract.ts';
 import { RestartPolicy } from './backoff.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import { WriteLock } from '../store/write-lock.ts';
 import { MetricsSnapshot, newMetricsBuffer } from '../metrics/counters.ts';
 

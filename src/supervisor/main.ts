@@ -6,7 +6,7 @@
 import { ConfigError, daemonById, loadConfig, localAddresses, localDaemons } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
 import { BackupError } from '../store/backup.ts';
-import { jsonLogger, jsonReplacer } from './log.ts';
+import { jsonLogger, jsonReplacer } from '../shared/log.ts';
 import { Supervisor } from './supervisor.ts';
 
 /**

@@ -13,7 +13,7 @@ import { HardStateFile } from '../cluster/hard-state.ts';
 import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { DaemonFigures } from '../metrics/exporter.ts';
 import type { MetricsSnapshot } from '../metrics/counters.ts';
 import { BackgroundJobs } from '../cluster/jobs/pool.ts';
