@@ -4,7 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
-import { adminRequest } from '../supervisor/admin-client.ts';
+import { adminRequest } from '../shared/admin-client.ts';
 import { ConfigError, hasRemoteAdmin, loadConfig, type Config, type DaemonConfig } from '../config/config.ts';
 import { parseSecret } from '../cluster/transport/index.ts';
 import { BackupError, backupStore, restoreStore } from '../store/backup.ts';

@@ -6,11 +6,11 @@
 // when the daemon's host is another address, on host:adminPort as well, so
 // `kv status` and `kv workers` work from other hosts: there every request
 // carries a mac made with the cluster secret over a per-connection challenge
-// (admin-client.ts), and fault injection is refused.
+// (src/shared/admin-client.ts), and fault injection is refused.
 
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { adminMacMatches } from './admin-client.ts';
+import { adminMacMatches } from '../shared/admin-client.ts';
 import { jsonReplacer, type Logger } from '../shared/log.ts';
 
 export type AdminRequest =

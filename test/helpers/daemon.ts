@@ -4,7 +4,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { adminRequest } from '../../src/supervisor/admin-client.ts';
+import { adminRequest } from '../../src/shared/admin-client.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 

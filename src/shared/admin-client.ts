@@ -1,4 +1,4 @@
-// The other end of the admin interface (admin.ts): one JSON request line,
+// The other end of the admin interface (src/supervisor/admin.ts): one JSON request line,
 // one JSON reply line. Used by the kv CLI, the benchmark and the tests.
 //
 // On the loopback listener a request is sent as is. On the listener at the
