@@ -226,7 +226,7 @@ export class ClusterMember {
     });
   }
 
-  /** A full count: a low-priority background job, so a large store does not stall the peer port. */
+  /** A full count: a background job, so a large store does not stall the peer port. */
   private countKeys(): void {
     if (!this.jobs.hasRoom) return;
     this.jobs
@@ -235,7 +235,7 @@ export class ClusterMember {
       .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
   }
 
-  /** Digests are a full scan: computed by a low-priority background job, ahead of the leader's rounds. */
+  /** Digests are a full scan: computed by a background job, ahead of the leader's rounds. */
   private refreshDigests(): void {
     if (!this.jobs.hasRoom) return;
     const buckets = this.node.settings.antiEntropyBuckets;
