@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KvClient } from '../src/client/index.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { adminRequest } from '../src/supervisor/admin-client.ts';
+import { adminRequest } from '../src/shared/admin-client.ts';
 import { freePorts } from '../test/helpers/ports.ts';
 import { ConsistencyLevel, withConsistency } from '../src/protocol/index.ts';
 import { percentile } from './histogram.ts';

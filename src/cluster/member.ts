@@ -4,7 +4,7 @@
 // turns core outputs into fsyncs, messages and supervisor actions.
 
 import type { Config, DaemonConfig } from '../config/config.ts';
-import type { Logger } from '../supervisor/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
@@ -13,6 +13,7 @@ import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
 import { PeerTransport, loadOrCreateSecret, parseSecret } from './transport/index.ts';
+import { ReplicationLag } from '../metrics/replication-lag.ts';
 
 /** What the cluster needs from the daemon's supervisor. */
 export interface MemberHooks {
@@ -63,6 +64,7 @@ export class ClusterMember {
   private stopped: Promise<void> | undefined;
   /** the election state could not be saved: nothing more leaves this member */
   private failed = false;
+  private readonly lag = new ReplicationLag();
 
   private constructor(parts: {
     config: Config;
@@ -98,7 +100,7 @@ export class ClusterMember {
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
     // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
-    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs });
+    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs, tombstoneGraceMs: c.tombstoneGraceMs });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),
@@ -156,6 +158,7 @@ export class ClusterMember {
         this.log('warn', 'dropped a malformed peer message', { peer, error: decoded.error, bytes: payload.length });
         return;
       }
+      if (decoded.msg.type === 'changes') this.lag.onChanges(peer, decoded.msg, Date.now());
       this.carryOut(this.node.receive(peer, decoded.msg, performance.now()));
     });
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
@@ -273,7 +276,7 @@ export class ClusterMember {
     });
   }
 
-  /** A full count: a low-priority background job, so a large store does not stall the peer port. */
+  /** A full count: a background job, so a large store does not stall the peer port. */
   private countKeys(): void {
     if (!this.jobs.hasRoom) return;
     this.jobs
@@ -282,7 +285,7 @@ export class ClusterMember {
       .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
   }
 
-  /** Digests are a full scan: computed by a low-priority background job, ahead of the leader's rounds. */
+  /** Digests are a full scan: computed by a background job, ahead of the leader's rounds. */
   private refreshDigests(): void {
     if (!this.jobs.hasRoom) return;
     const buckets = this.node.settings.antiEntropyBuckets;
@@ -329,6 +332,18 @@ export class ClusterMember {
       synced: this.replica.isSynced(),
       majority: this.node.majority,
       acked: { majority: acked.majority.toString(), all: acked.all.toString() },
+    };
+  }
+
+  /** Figures for the metrics endpoint and pm2: read only. */
+  metrics(): { isLeader: boolean; term: number; role: string; keyCount: number; peers: { id: string; up: boolean; lagSeconds: number | null }[] } {
+    const connected = new Set(this.transport.connected());
+    return {
+      isLeader: this.node.role === 'leader',
+      term: this.node.term,
+      role: this.node.role,
+      keyCount: this.keyCount,
+      peers: this.config.daemons.filter((d) => d !== this.daemon).map((d) => ({ id: d.id, up: connected.has(d.id), lagSeconds: this.lag.of(d.id) })),
     };
   }
 

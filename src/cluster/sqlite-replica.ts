@@ -21,13 +21,16 @@ export class SqliteReplica implements Replica {
   /** cached digests are used while younger than this */
   private readonly digestMaxAgeMs: number;
   private digests: { buckets: number; values: number[]; atMs: number } | undefined;
+  /** tombstones younger than this stay even when every peer has them (a restored backup must still learn of the delete) */
+  private readonly tombstoneGraceMs: number;
 
-  constructor(store: Store, clock: SharedClock, options: { digestMaxAgeMs: number; now?: () => number }) {
+  constructor(store: Store, clock: SharedClock, options: { digestMaxAgeMs: number; tombstoneGraceMs?: number; now?: () => number }) {
     this.store = store;
     this.clock = clock;
     this.stream = store.streamId.toString(36);
     this.digestMaxAgeMs = options.digestMaxAgeMs;
     this.now = options.now ?? Date.now;
+    this.tombstoneGraceMs = options.tombstoneGraceMs ?? 0;
   }
 
   get streamId(): string {
@@ -104,7 +107,8 @@ export class SqliteReplica implements Replica {
       const seq = this.seqOf(c);
       if (upTo < 0n || seq < upTo) upTo = seq;
     }
-    return upTo > 0n ? this.store.purgeTombstones(upTo) : 0;
+    const deletedBeforeTs = BigInt(Math.floor(this.now() - this.tombstoneGraceMs)) * 1000n;
+    return upTo > 0n ? this.store.purgeTombstones(upTo, deletedBeforeTs) : 0;
   }
 
   pendingChanges(cursor: string | null): number {

@@ -25,6 +25,8 @@ export interface ProcessorData {
   readThroughTimeoutMs: number;
   /** Float64Array view, layout StatSlot */
   stats: SharedArrayBuffer;
+  /** request and commit metrics (src/metrics/counters.ts), written by this processor only */
+  metrics: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
   clock: SharedArrayBuffer;
   /** WriteLock buffer shared by every thread that writes this group's file */
