@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { adminRequest } from '../supervisor/admin-client.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
+import { CONSISTENCY_NAMES, KvClient, KvInputError, KvServerError, KvUnavailableError, type Consistency, type ValueResult } from '../client/index.ts';
 import { ExitCode, exitCodeHelp } from './exit-codes.ts';
 
 const DEFAULT_SERVERS = ['127.0.0.1:7390', '127.0.0.1:7391', '127.0.0.1:7392'];
@@ -28,6 +28,8 @@ Options:
   --servers H:P,H:P        servers to use (else KV_SERVERS, else the ports in the config, else ${DEFAULT_SERVERS.join(',')})
   --config FILE            daemon config for admin ports and servers (else KV_CONFIG, else ./kv.config.json)
   --deadline MS            per-request deadline (default 3000)
+  --consistency LEVEL      get/put/del: one, majority or all (default: the cluster's)
+  --read-through           get: on a miss, wait for the cluster to fetch the key
   --interval MS            status: time between the two samples for requests/s (default 1000)
   --json                   machine-readable output
   -h, --help               this help
@@ -184,7 +186,7 @@ async function workers(values: Opts): Promise<number> {
   return ExitCode.OK;
 }
 
-type Opts = { servers?: string; config?: string; deadline?: string; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
+type Opts = { servers?: string; config?: string; deadline?: string; consistency?: string; 'read-through'?: boolean; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'bench') {
@@ -200,6 +202,8 @@ async function main(argv: string[]): Promise<number> {
         servers: { type: 'string' },
         config: { type: 'string' },
         deadline: { type: 'string' },
+        consistency: { type: 'string' },
+        'read-through': { type: 'boolean' },
         interval: { type: 'string' },
         port: { type: 'string' },
         count: { type: 'string' },
@@ -221,7 +225,17 @@ async function main(argv: string[]): Promise<number> {
   if (!['get', 'put', 'del', 'chk'].includes(command)) throw new UsageError(`unknown command "${command}"; see kv --help`);
   const deadlineMs = Number(values.deadline ?? 3000);
   if (!(deadlineMs > 0)) throw new UsageError('--deadline must be a positive number of milliseconds');
-  const client = new KvClient({ servers: serverList(values.servers, values.config), deadlineMs, connectTimeoutMs: Math.min(1000, deadlineMs) });
+  const consistency = values.consistency ?? 'default';
+  if (consistency === 'default' || !CONSISTENCY_NAMES.includes(consistency as Consistency)) {
+    if (values.consistency !== undefined) throw new UsageError(`--consistency must be one of one, majority, all; got ${JSON.stringify(values.consistency)}`);
+  }
+  const client = new KvClient({
+    servers: serverList(values.servers, values.config),
+    deadlineMs,
+    connectTimeoutMs: Math.min(1000, deadlineMs),
+    consistency: consistency as Consistency,
+    readThrough: values['read-through'] ?? false,
+  });
   try {
     switch (command) {
       case 'get':
