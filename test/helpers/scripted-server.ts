@@ -16,7 +16,7 @@ export interface ScriptedServer {
   close(): Promise<void>;
 }
 
-export async function scriptedServer(answer: (request: Frame) => Answer): Promise<ScriptedServer> {
+export async function scriptedServer(answer: (request: Frame) => Answer, port = 0): Promise<ScriptedServer> {
   const received: Frame[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
@@ -37,11 +37,11 @@ export async function scriptedServer(answer: (request: Frame) => Answer): Promis
       }),
     );
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const bound = (server.address() as { port: number }).port;
   return {
-    port,
-    address: `127.0.0.1:${port}`,
+    port: bound,
+    address: `127.0.0.1:${bound}`,
     received,
     close: () =>
       new Promise<void>((r) => {
