@@ -102,7 +102,8 @@ test('a daemon dies with requests on it: the GET moves on, the written PUT gets 
 test('a daemon that answers CHK but not a request: after requestTimeoutMs the GET moves on and the PUT gets OUTCOME_UNKNOWN', async (t) => {
   const stuck = await daemon(() => null);
   const good = await daemon((f) => ok(`good:${f.key}`));
-  const { gateway, port } = await inProcessGateway([backend('stuck', stuck), backend('good', good)], { requestTimeoutMs: 100, rejoinAfterMs: 0 });
+  // the timeout is well above what the good daemon needs on a loaded machine; the stuck one never answers
+  const { gateway, port } = await inProcessGateway([backend('stuck', stuck), backend('good', good)], { requestTimeoutMs: 1000, rejoinAfterMs: 0 });
   try {
     await waitFor('both up', () => gateway.status().daemons.every((d) => d.up));
     // find one key of each kind whose home is the stuck daemon: send until the stuck one has a GET and a PUT
@@ -131,7 +132,7 @@ test('a daemon that answers CHK but not a request: after requestTimeoutMs the GE
 
 test('no daemon up: a request waits for one, and gets SHUTTING_DOWN when none comes within requestTimeoutMs', async (t) => {
   const [p] = await freePorts(1);
-  const { gateway, port } = await inProcessGateway([{ id: 'a', host: '127.0.0.1', port: p!, adminPort: 1 }], { requestTimeoutMs: 200, reconnectBackoffInitialMs: 10, reconnectBackoffMaxMs: 20 });
+  const { gateway, port } = await inProcessGateway([{ id: 'a', host: '127.0.0.1', port: p!, adminPort: 1 }], { requestTimeoutMs: 2000, reconnectBackoffInitialMs: 10, reconnectBackoffMaxMs: 20 });
   let d: ScriptedServer | undefined;
   try {
     t.is(errorCode(await requestOnce(port, { command: Command.GET, key: 'k' })), ErrorCode.SHUTTING_DOWN);

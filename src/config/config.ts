@@ -107,6 +107,10 @@ export interface GatewayConfig {
   rejoinAfterMs: number;
   /** a GET goes to the least loaded daemon instead of its key's daemon when that one has this many requests outstanding */
   readSpillOutstanding: number;
+  /** a key written this recently goes to the daemon that took the write while it is up (longer than the replication lag) */
+  recentWriteMs: number;
+  /** most keys remembered for recentWriteMs */
+  maxRecentWrites: number;
   /** the leader's cluster view is read this often from a loopback admin port (0 = never) */
   clusterViewIntervalMs: number;
   /** on SIGTERM, time the open client connections get for the replies to what they sent */
@@ -191,6 +195,8 @@ export const defaultGateway: GatewayConfig = {
   reconnectBackoffMaxMs: 1_000,
   rejoinAfterMs: 1_000,
   readSpillOutstanding: 256,
+  recentWriteMs: 2_000,
+  maxRecentWrites: 100_000,
   clusterViewIntervalMs: 1_000,
   drainTimeoutMs: 2_000,
 };
@@ -387,6 +393,8 @@ function parseGateway(g: Json, limits: Limits, claim: (host: string, port: numbe
     reconnectBackoffMaxMs: int(g, 'reconnectBackoffMaxMs', gp, 0, 600_000, dg.reconnectBackoffMaxMs),
     rejoinAfterMs: int(g, 'rejoinAfterMs', gp, 0, 600_000, dg.rejoinAfterMs),
     readSpillOutstanding: int(g, 'readSpillOutstanding', gp, 1, 1_000_000, dg.readSpillOutstanding),
+    recentWriteMs: int(g, 'recentWriteMs', gp, 0, 600_000, dg.recentWriteMs),
+    maxRecentWrites: int(g, 'maxRecentWrites', gp, 0, 10_000_000, dg.maxRecentWrites),
     clusterViewIntervalMs: int(g, 'clusterViewIntervalMs', gp, 0, 3_600_000, dg.clusterViewIntervalMs),
     drainTimeoutMs: int(g, 'drainTimeoutMs', gp, 0, 600_000, dg.drainTimeoutMs),
   };

@@ -101,6 +101,8 @@ export class Gateway {
   private flushScheduled = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** before the port opens: daemons found up now take their keys at once */
+  private starting = true;
   private viewLeader: number | undefined;
   private viewPolls = 0;
   private lastViewPoll = -1;
@@ -110,7 +112,12 @@ export class Gateway {
     if (backends.length === 0) throw new Error('the gateway needs at least one daemon');
     this.config = config;
     this.log = log;
-    this.router = new Router(backends.map((b) => b.id), { rejoinAfterMs: config.rejoinAfterMs, readSpillOutstanding: config.readSpillOutstanding });
+    this.router = new Router(backends.map((b) => b.id), {
+      rejoinAfterMs: config.rejoinAfterMs,
+      readSpillOutstanding: config.readSpillOutstanding,
+      recentWriteMs: config.recentWriteMs,
+      maxRecentWrites: config.maxRecentWrites,
+    });
     this.slots = backends.map((backend) => ({
       backend,
       links: new Array(config.connectionsPerDaemon).fill(undefined),
@@ -133,13 +140,23 @@ export class Gateway {
     this.server = createServer({ noDelay: true }, (socket) => this.onClient(socket));
   }
 
-  /** Connects to every daemon and listens; resolves once the port is open. */
+  /**
+   * Connects to every daemon, waits until each has answered a probe (at most
+   * connectTimeoutMs + probeTimeoutMs: the keys are spread over the daemons
+   * up at that moment, so they do not move as the others answer), then
+   * listens; resolves once the port is open.
+   */
   async start(): Promise<void> {
     this.slots.forEach((slot, d) => slot.links.forEach((_l, k) => this.openLink(d, k)));
     const sweepMs = Math.max(5, Math.min(100, Math.floor(this.config.requestTimeoutMs / 4)));
     this.timers.push(setInterval(() => this.sweep(), sweepMs));
     this.timers.push(setInterval(() => this.probeAll(), this.config.probeIntervalMs));
     if (this.config.clusterViewIntervalMs > 0) this.timers.push(setInterval(() => void this.pollView(), this.config.clusterViewIntervalMs));
+    const waitUntil = Date.now() + this.config.connectTimeoutMs + this.config.probeTimeoutMs;
+    while (Date.now() < waitUntil && this.slots.some((_s, d) => !this.router.isUp(d))) await new Promise((r) => setTimeout(r, STOP_POLL_MS));
+    this.starting = false;
+    const down = this.slots.filter((_s, d) => !this.router.isUp(d)).map((s) => `${s.backend.id} (${s.lastDownReason})`);
+    if (down.length > 0) this.log('warn', 'starting without some daemons; they take their share of keys once up for rejoinAfterMs', { down });
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', (e) => reject(new Error(`gateway cannot listen on ${this.config.host}:${this.config.port}: ${e.message}`)));
       this.server.listen({ host: this.config.host, port: this.config.port, backlog: 4096 }, () => resolve());
@@ -280,6 +297,7 @@ export class Gateway {
     writeRequestId(req.frame, 0, req.id);
     this.attempts.set(req.id, req);
     this.router.started(d);
+    if (!read && req.key !== undefined) this.router.wrote(req.key, d, now);
     const link = this.linkWithRoom(d);
     if (link) this.enqueueOn(link, req);
     else {
@@ -437,7 +455,7 @@ export class Gateway {
       return;
     }
     if (!this.router.isUp(d)) {
-      this.router.setUp(d, Date.now());
+      this.router.setUp(d, Date.now(), this.starting);
       this.log('info', 'daemon up', { daemon: slot.backend.id });
       const parked = this.parked;
       this.parked = [];

@@ -9,9 +9,12 @@
 // key goes to one daemon while it is up: a client reads its own writes, and
 // two writes of one key are never ordered by two daemons' clocks. When the
 // home fails, its keys spread over the others (and come back when it has
-// been up for rejoinAfterMs). A GET whose home already has
-// readSpillOutstanding requests outstanding goes to the least loaded daemon
-// instead; a request without a key (CHK, GET_LAST_TS, ...) always does.
+// been up for rejoinAfterMs). A key written within the last
+// recentWriteMs stays with the daemon that took the write while that one is
+// up, even if its home changed meanwhile: the new home may not have pulled
+// the write yet. A GET whose home already has readSpillOutstanding requests
+// outstanding goes to the least loaded daemon instead (unless written
+// recently); a request without a key (CHK, GET_LAST_TS, ...) always does.
 
 import { fnv1a } from '../store/key-hash.ts';
 
@@ -20,12 +23,14 @@ export interface RouterOptions {
   rejoinAfterMs: number;
   /** a GET goes elsewhere when its home daemon has this many requests outstanding */
   readSpillOutstanding: number;
+  /** how long a written key stays with the daemon that took the write (above the replication lag) */
+  recentWriteMs: number;
+  /** most keys remembered that way; the oldest are forgotten first */
+  maxRecentWrites: number;
 }
 
 interface DaemonState {
   up: boolean;
-  /** seen up before: the first time up (gateway start) needs no settling */
-  seenUp: boolean;
   upSinceMs: number;
   suspect: boolean;
   outstanding: number;
@@ -38,10 +43,12 @@ export class Router {
   private readonly daemons: DaemonState[];
   /** where the search for the least loaded daemon starts, so ties rotate */
   private rotation = 0;
+  /** key → the daemon its last write went to, oldest first */
+  private readonly recentWrites = new Map<string, { daemon: number; atMs: number }>();
 
   constructor(ids: readonly string[], options: RouterOptions) {
     this.options = options;
-    this.daemons = ids.map((id) => ({ up: false, seenUp: false, upSinceMs: 0, suspect: false, outstanding: 0, seed: fnv1a(id) }));
+    this.daemons = ids.map((id) => ({ up: false, upSinceMs: 0, suspect: false, outstanding: 0, seed: fnv1a(id) }));
   }
 
   get size(): number {
@@ -56,12 +63,12 @@ export class Router {
     return this.daemons[i]!.outstanding;
   }
 
-  setUp(i: number, nowMs: number): void {
+  /** `settled`: usable at once (daemons found up while the gateway starts, before it serves anyone) */
+  setUp(i: number, nowMs: number, settled = false): void {
     const d = this.daemons[i]!;
     if (!d.up) {
       d.up = true;
-      d.upSinceMs = d.seenUp ? nowMs : -Infinity;
-      d.seenUp = true;
+      d.upSinceMs = settled ? -Infinity : nowMs;
     }
   }
 
@@ -83,6 +90,16 @@ export class Router {
     d.outstanding--;
   }
 
+  /** Records that a write of `key` went to daemon i. */
+  wrote(key: string, i: number, nowMs: number): void {
+    this.recentWrites.delete(key);
+    this.recentWrites.set(key, { daemon: i, atMs: nowMs });
+    for (const [k, w] of this.recentWrites) {
+      if (this.recentWrites.size <= this.options.maxRecentWrites && nowMs - w.atMs < this.options.recentWriteMs) break;
+      this.recentWrites.delete(k);
+    }
+  }
+
   /**
    * The daemon for a request: among the up daemons not in `exclude`, the
    * settled ones (not suspect, up for rejoinAfterMs) if any, else the others.
@@ -92,6 +109,8 @@ export class Router {
     const candidates = this.candidates(exclude, nowMs);
     if (candidates.length === 0) return undefined;
     if (key === undefined) return this.leastLoaded(candidates);
+    const recent = this.recentWrites.get(key);
+    if (recent && nowMs - recent.atMs < this.options.recentWriteMs && this.daemons[recent.daemon]!.up && !exclude.has(recent.daemon)) return recent.daemon;
     let home = candidates[0]!;
     let best = -1;
     for (const i of candidates) {
