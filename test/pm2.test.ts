@@ -2,7 +2,8 @@
 // temporary PM2_HOME, three daemons forming a cluster, every client port
 // answering, a key written on one read on the others, a daemon killed with
 // kill -9 restarted by pm2 and caught up, a pm2 action, SHUT_DOWN not
-// restarted by pm2, and `pm2 delete`.
+// restarted by pm2, the gateway kv-gw serving all three (and
+// refusing SHUT_DOWN), and `pm2 delete`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -17,9 +18,11 @@ const pm2Bin = join(root, 'node_modules/.bin/pm2');
 
 test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_DOWN is not restarted', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'kv-pm2-'));
-  const ports = await freePorts(9);
+  const ports = await freePorts(10);
+  const gatewayPort = ports[9]!;
   const ids = ['a', 'b', 'c'];
   const config = {
+    gateway: { port: gatewayPort },
     daemons: ids.map((id, i) => ({
       id: `kvtest-${id}`,
       host: '127.0.0.1',
@@ -60,7 +63,11 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   t.regex(triggered, /"ok":true/);
 
   const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number } }>;
-  t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
+  t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online', 'online']);
+  t.deepEqual(list().map((p) => p.name), ['kvtest-a', 'kvtest-b', 'kvtest-c', 'kv-gw']);
+  // the gateway: one address for all three daemons
+  t.is((await requestOnce(gatewayPort, { command: Command.GET, key: `fruit${ports[1]}` })).command, Command.OK);
+  t.is((await requestOnce(gatewayPort, { command: Command.SHUT_DOWN })).command, Command.ERROR);
 
   // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed
   const killed = list().find((p) => p.name === 'kvtest-c')!;
@@ -89,7 +96,9 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   await t.throwsAsync(requestOnce(ports[0], { command: Command.CHK }));
   t.is((await requestOnce(ports[2], { command: Command.CHK })).command, Command.OK);
 
+  t.is((await requestOnce(gatewayPort, { command: Command.CHK })).command, Command.OK, 'the gateway serves with one daemon stopped');
   pm2('delete', 'ecosystem.config.js');
   t.deepEqual(list(), []);
+  await t.throwsAsync(requestOnce(gatewayPort, { command: Command.CHK }));
   await t.throwsAsync(requestOnce(ports[1], { command: Command.CHK }));
 });
