@@ -20,12 +20,18 @@ function upRouter(n = 3): Router {
   return r;
 }
 
-test('router: a key always goes to the same daemon, and keys spread over all of them', (t) => {
+test('router: a key always goes to the same daemon, and keys spread over all of them, whatever the ids', (t) => {
   const r = upRouter();
   const homes = keys.map((k) => r.choose(k, true, none, 10));
   t.deepEqual(keys.map((k) => r.choose(k, false, none, 20)), homes);
   const counts = [0, 1, 2].map((d) => homes.filter((h) => h === d).length);
   t.true(counts.every((c) => c > 50), `spread ${counts}`);
+  // daemon ids that differ in one bit, and keys that differ in their last character
+  const ab = new Router(['a', 'b'], options);
+  ab.setUp(0, 0, true);
+  ab.setUp(1, 0, true);
+  const onA = Array.from({ length: 40 }, (_x, i) => ab.choose(`cv${i}`, true, none, 0)).filter((d) => d === 0).length;
+  t.true(onA > 8 && onA < 32, `${onA} of 40 keys on a`);
 });
 
 test('router: when a daemon goes down only its keys move; they come back after rejoinAfterMs', (t) => {

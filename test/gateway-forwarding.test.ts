@@ -5,6 +5,7 @@
 // answer, SHUT_DOWN and invalid requests answered by the gateway itself.
 
 import test from 'ava';
+import { createServer } from 'node:net';
 import { Command, ConsistencyLevel, ErrorCode, Flag, withConsistency, type Frame, type FrameFields } from '../src/protocol/index.ts';
 import { scriptedServer, type Answer, type ScriptedServer } from './helpers/scripted-server.ts';
 import { inProcessGateway } from './helpers/gateway.ts';
@@ -159,5 +160,40 @@ test('a daemon refusing work (SHUTTING_DOWN, NO_QUORUM) sends the request to ano
   } finally {
     await gateway.stop();
     await Promise.all([refusing.close(), good.close()]);
+  }
+});
+
+test('the leader\'s cluster view: a daemon it flags gets no keys while another is up, and gets them back when the flag clears', async (t) => {
+  const a = await daemon(() => ok('a'));
+  const b = await daemon(() => ok('b'));
+  // a's admin port answers as the leader would; the test decides what it says about b
+  let bState: object = { id: 'b', role: 'unreachable', status: null };
+  const admin = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', () => {
+      const cluster = { role: 'leader', leaderId: 'a', daemons: [{ id: 'a', role: 'leader', status: { processorsAlive: 1, degradedGroups: [] } }, bState] };
+      s.end(JSON.stringify({ ok: true, status: { cluster } }) + '\n');
+    });
+  });
+  await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+  const adminPort = (admin.address() as { port: number }).port;
+  const { gateway, port } = await inProcessGateway(
+    [{ id: 'a', host: '127.0.0.1', port: a.port, adminPort }, { id: 'b', host: '127.0.0.1', port: b.port, adminPort }],
+    { clusterViewIntervalMs: 20, rejoinAfterMs: 0 },
+  );
+  try {
+    await waitFor('b flagged', () => gateway.status().daemons[1]!.suspect);
+    const conn = await PersistentConnection.open(port);
+    const keys = Array.from({ length: 40 }, (_x, i) => `cv${i}`);
+    const flagged = await Promise.all(keys.map((key) => conn.send({ command: Command.GET, key })));
+    t.true(flagged.every((r) => Buffer.from(r.value).toString() === 'a'), 'every key on a while b is flagged');
+    bState = { id: 'b', role: 'follower', status: { processorsAlive: 1, degradedGroups: [] } };
+    await waitFor('b cleared', () => !gateway.status().daemons[1]!.suspect);
+    const cleared = await Promise.all(keys.map((key) => conn.send({ command: Command.GET, key })));
+    t.true(cleared.some((r) => Buffer.from(r.value).toString() === 'b'), 'b has its keys back');
+    conn.close();
+  } finally {
+    await gateway.stop();
+    await Promise.all([a.close(), b.close(), new Promise((r) => admin.close(r))]);
   }
 });

@@ -32,6 +32,7 @@ interface ClientConn {
   reader: FrameReader;
   order: ReplyOrder;
   closed: boolean;
+  lastActivityMs: number;
 }
 
 /** A client request on its way through the gateway. */
@@ -73,6 +74,8 @@ interface DaemonSlot {
 
 /** While stopping, the gateway waits this long between checks for idle clients. */
 const STOP_POLL_MS = 10;
+/** While stopping, a client connection with nothing outstanding and no request for this long is closed. */
+const DRAIN_IDLE_CLOSE_MS = 50;
 /** A client whose unread replies exceed this stops being read until it catches up. */
 const MAX_PENDING_REPLY_BYTES = 4 * 1024 * 1024;
 
@@ -80,7 +83,7 @@ export interface GatewayStatus {
   clients: number;
   requestsInFlight: number;
   parked: number;
-  daemons: { id: string; up: boolean; outstanding: number; connectedLinks: number; backlog: number; lastDownReason: string }[];
+  daemons: { id: string; up: boolean; suspect: boolean; outstanding: number; connectedLinks: number; backlog: number; lastDownReason: string }[];
 }
 
 export class Gateway {
@@ -101,6 +104,8 @@ export class Gateway {
   private flushScheduled = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** the drain deadline passed: every new request is answered SHUTTING_DOWN */
+  private refusing = false;
   /** before the port opens: daemons found up now take their keys at once */
   private starting = true;
   private viewLeader: number | undefined;
@@ -177,6 +182,7 @@ export class Gateway {
       daemons: this.slots.map((s, d) => ({
         id: s.backend.id,
         up: this.router.isUp(d),
+        suspect: this.router.isSuspect(d),
         outstanding: this.router.outstanding(d),
         connectedLinks: s.links.filter((l) => l?.connected).length,
         backlog: s.backlog.size,
@@ -186,17 +192,29 @@ export class Gateway {
   }
 
   /**
-   * Graceful stop: no new connections; open ones get the replies to what
-   * they sent (up to drainTimeoutMs), then everything closes.
+   * Graceful stop, as a processor drains: no new connections; open ones are
+   * served until each is idle (nothing outstanding, nothing sent for
+   * DRAIN_IDLE_CLOSE_MS), then closed; at drainTimeoutMs what still arrives
+   * is answered SHUTTING_DOWN and everything closes.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.server.close();
     const deadline = Date.now() + this.config.drainTimeoutMs;
-    while (Date.now() < deadline && [...this.clients].some((c) => c.order.outstanding > 0 || c.socket.writableLength > 0)) {
+    for (;;) {
+      const now = Date.now();
+      for (const c of this.clients) {
+        const idle = c.order.outstanding === 0 && c.reader.bufferedBytes === 0 && now - c.lastActivityMs >= DRAIN_IDLE_CLOSE_MS;
+        if (idle && !c.socket.writableEnded) c.socket.end();
+      }
+      if (this.clients.size === 0 || now >= deadline) break;
       await new Promise((r) => setTimeout(r, STOP_POLL_MS));
     }
+    this.refusing = true;
+    // the replies already queued get a moment to leave
+    const flushedBy = Date.now() + 100;
+    while (Date.now() < flushedBy && [...this.clients].some((c) => c.socket.writableLength > 0)) await new Promise((r) => setTimeout(r, STOP_POLL_MS));
     for (const t of this.timers) clearInterval(t);
     for (const c of this.clients) c.socket.destroy();
     for (const slot of this.slots) {
@@ -215,10 +233,13 @@ export class Gateway {
       socket.end(encodeFrame(errorReply(0n, this.stopping ? ErrorCode.SHUTTING_DOWN : ErrorCode.TOO_MANY_CONNECTIONS)));
       return;
     }
-    const conn: ClientConn = { socket, reader: new FrameReader(), order: new ReplyOrder(), closed: false };
+    const conn: ClientConn = { socket, reader: new FrameReader(), order: new ReplyOrder(), closed: false, lastActivityMs: Date.now() };
     this.clients.add(conn);
     socket.setTimeout(this.config.idleTimeoutMs, () => socket.destroy());
-    socket.on('data', (chunk) => conn.reader.push(chunk, (b, o) => this.onClientFrame(conn, b, o)));
+    socket.on('data', (chunk) => {
+      conn.lastActivityMs = Date.now();
+      conn.reader.push(chunk, (b, o) => this.onClientFrame(conn, b, o));
+    });
     socket.on('close', () => {
       conn.closed = true;
       this.clients.delete(conn);
@@ -230,7 +251,7 @@ export class Gateway {
     const clientIdLo = buffer.readUInt32LE(offset + Offset.id);
     const clientIdHi = buffer.readUInt32LE(offset + Offset.id + 4);
     const answer = (code: ErrorCodeNumber) => this.fillReply(conn, seq, clientIdLo, clientIdHi, encodeFrame(errorReply(0n, code)));
-    if (this.stopping) return answer(ErrorCode.SHUTTING_DOWN);
+    if (this.refusing) return answer(ErrorCode.SHUTTING_DOWN);
     if (conn.order.outstanding > this.config.maxInFlightPerClientConnection) return answer(ErrorCode.TOO_MANY_IN_FLIGHT);
     const decoded = decodeFrame(buffer, offset);
     if (!decoded.ok) return answer(decoded.error.code);

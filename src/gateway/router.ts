@@ -59,6 +59,10 @@ export class Router {
     return this.daemons[i]!.up;
   }
 
+  isSuspect(i: number): boolean {
+    return this.daemons[i]!.suspect;
+  }
+
   outstanding(i: number): number {
     return this.daemons[i]!.outstanding;
   }
@@ -111,10 +115,11 @@ export class Router {
     if (key === undefined) return this.leastLoaded(candidates);
     const recent = this.recentWrites.get(key);
     if (recent && nowMs - recent.atMs < this.options.recentWriteMs && this.daemons[recent.daemon]!.up && !exclude.has(recent.daemon)) return recent.daemon;
+    const keyHash = fnv1a(key);
     let home = candidates[0]!;
     let best = -1;
     for (const i of candidates) {
-      const score = fnv1a(key, this.daemons[i]!.seed);
+      const score = mix32(keyHash ^ this.daemons[i]!.seed);
       if (score > best) {
         best = score;
         home = i;
@@ -148,4 +153,19 @@ export class Router {
     }
     return pick;
   }
+}
+
+/**
+ * murmur3's 32-bit finalizer: every input bit flips each output bit with
+ * probability ~1/2. FNV-1a alone is not enough for rendezvous scores: with
+ * seeds that differ in a bit or two (daemon ids "a" and "b"), one daemon won
+ * nearly every key.
+ */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
