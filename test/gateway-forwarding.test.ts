@@ -197,3 +197,31 @@ test('the leader\'s cluster view: a daemon it flags gets no keys while another i
     await Promise.all([a.close(), b.close(), new Promise((r) => admin.close(r))]);
   }
 });
+
+test('a daemon that hangs (answers nothing, not even CHK) is taken out after probeTimeoutMs: its GETs move on, its written PUTs get OUTCOME_UNKNOWN', async (t) => {
+  let hung = false;
+  const a = await scriptedServer((f) => (hung ? null : f.command === Command.CHK ? { command: Command.OK } : ok('a')));
+  const b = await daemon(() => ok('b'));
+  // requestTimeoutMs far above the test's length: only the probe can end the wait
+  const { gateway, port } = await inProcessGateway([backend('a', a), backend('b', b)], { requestTimeoutMs: 600_000, probeTimeoutMs: 300 });
+  try {
+    const conn = await PersistentConnection.open(port);
+    const keys = Array.from({ length: 20 }, (_x, i) => `h${i}`);
+    const before = await Promise.all(keys.map((key) => conn.send({ command: Command.GET, key })));
+    const onA = new Set(keys.filter((_k, i) => Buffer.from(before[i]!.value).toString() === 'a'));
+    t.true(onA.size > 0 && onA.size < keys.length);
+    hung = true;
+    const gets = keys.map((key) => conn.send({ command: Command.GET, key }));
+    const puts = keys.map((key) => conn.send({ command: Command.PUT, key, value: Buffer.from('v') }));
+    t.true((await Promise.all(gets)).every((r) => Buffer.from(r.value).toString() === 'b'), 'every GET answered, by b');
+    (await Promise.all(puts)).forEach((r, i) => {
+      if (onA.has(keys[i]!)) t.is(errorCode(r), ErrorCode.OUTCOME_UNKNOWN, `PUT ${keys[i]} written to the hung daemon`);
+      else t.is(Buffer.from(r.value).toString(), 'b');
+    });
+    t.false(gateway.status().daemons[0]!.up);
+    conn.close();
+  } finally {
+    await gateway.stop();
+    await Promise.all([a.close(), b.close()]);
+  }
+});

@@ -69,6 +69,8 @@ interface DaemonSlot {
   reconnect: RestartPolicy;
   reconnectTimers: (NodeJS.Timeout | undefined)[];
   probe: number | undefined;
+  /** when the daemon last answered anything (evidence it is alive while a probe waits behind a long queue) */
+  lastReplyMs: number;
   lastDownReason: string;
 }
 
@@ -135,6 +137,7 @@ export class Gateway {
       }),
       reconnectTimers: new Array(config.connectionsPerDaemon).fill(undefined),
       probe: undefined,
+      lastReplyMs: 0,
       lastDownReason: 'not connected yet',
     }));
     this.linkEvents = {
@@ -372,6 +375,7 @@ export class Gateway {
 
   private onDaemonReply(link: DaemonLink, id: number, buffer: Buffer, offset: number): void {
     const d = link.daemon;
+    this.slots[d]!.lastReplyMs = Date.now();
     const probe = this.probes.get(id);
     if (probe) {
       this.probes.delete(id);
@@ -484,11 +488,16 @@ export class Gateway {
     }
   }
 
-  /** One CHK per daemon per interval on its least loaded connection; a probe unanswered in probeTimeoutMs takes the daemon down. */
+  /**
+   * One CHK per daemon per interval on its least loaded connection. A probe
+   * unanswered for probeTimeoutMs, while nothing else came back from that
+   * daemon in that time either, takes the daemon down: a busy daemon still
+   * answers something, a hung one nothing.
+   */
   private probeAll(): void {
     const now = Date.now();
     for (const [id, p] of this.probes) {
-      if (now - p.startedMs < this.config.probeTimeoutMs) continue;
+      if (now - p.startedMs < this.config.probeTimeoutMs || now - this.slots[p.daemon]!.lastReplyMs < this.config.probeTimeoutMs) continue;
       this.probes.delete(id);
       this.slots[p.daemon]!.probe = undefined;
       p.link.forget(id);
