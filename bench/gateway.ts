@@ -15,8 +15,11 @@ import { freePorts } from '../test/helpers/ports.ts';
 import { CONNECTIONS, PIPELINE_DEPTH } from './cases.ts';
 import { percentile } from './histogram.ts';
 import { runLoad, type ClientStyle } from './loadgen.ts';
+import { performance } from 'node:perf_hooks';
 import { keySets, preload } from './preload.ts';
 import { HOST, launch, stopAll, type Server } from './servers.ts';
+import { KvClient } from '../src/client/index.ts';
+import { newHistogram, record } from './histogram.ts';
 
 const DAEMON_MAIN = new URL('../src/supervisor/main.ts', import.meta.url).pathname;
 const GATEWAY_MAIN = new URL('../src/gateway/main.ts', import.meta.url).pathname;
@@ -24,14 +27,20 @@ const GATEWAY_MAIN = new URL('../src/gateway/main.ts', import.meta.url).pathname
 interface GatewayCase {
   name: string;
   workload: 'GET' | 'PUT';
-  style: ClientStyle;
+  /** a load-generator style, or 'kvclient': the TypeScript client (src/client), KV_CLIENT_CALLERS calls in flight on one KvClient */
+  style: ClientStyle | 'kvclient';
 }
+
+/** Concurrent calls on the one KvClient of the 'kvclient' cases (its one pipelined connection carries them). */
+const KV_CLIENT_CALLERS = 50;
 
 export const GATEWAY_CASES: readonly GatewayCase[] = [
   { name: 'gateway GET hot128 persistent', workload: 'GET', style: 'persistent' },
   { name: 'gateway GET hot128 pipelined', workload: 'GET', style: 'pipelined' },
   { name: 'gateway GET hot128 oneshot', workload: 'GET', style: 'oneshot' },
   { name: 'gateway PUT hot128 persistent', workload: 'PUT', style: 'persistent' },
+  { name: 'gateway GET hot128 KvClient', workload: 'GET', style: 'kvclient' },
+  { name: 'gateway PUT hot128 KvClient', workload: 'PUT', style: 'kvclient' },
 ];
 
 export interface GatewayRow {
@@ -88,10 +97,11 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayRo
       for (let i = 0; i < o.runs; i++) {
         for (const via of ['direct', 'gateway'] as const) {
           o.progress?.(`${c.name} ${via} (run ${i + 1}/${o.runs})`);
-          const r = await runLoad(
+          const target = via === 'direct' ? port! : gatewayPort!;
+          const r = c.style === 'kvclient' ? await kvClientLoad(target, c.workload, o.warmupS * 1000, o.durationS * 1000) : await runLoad(
             {
               host: HOST,
-              port: via === 'direct' ? port! : gatewayPort!,
+              port: target,
               style: c.style,
               connections: CONNECTIONS[c.style],
               depth: PIPELINE_DEPTH,
@@ -126,6 +136,48 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayRo
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
+}
+
+/**
+ * The TypeScript client as an application uses it: one KvClient, calls in
+ * flight from KV_CLIENT_CALLERS async loops, each call awaited. Runs in this
+ * thread (the load generator's threads speak raw frames).
+ */
+async function kvClientLoad(port: number, workload: 'GET' | 'PUT', warmupMs: number, durationMs: number) {
+  const client = new KvClient({ servers: [`${HOST}:${port}`], deadlineMs: 10_000 });
+  const hist = newHistogram();
+  const value = Buffer.alloc(keySets.hot128.valueSize, 'v');
+  let measuring = false;
+  let running = true;
+  let ops = 0;
+  let errors = 0;
+  const loop = async () => {
+    while (running) {
+      const key = `${keySets.hot128.prefix}${Math.floor(Math.random() * keySets.hot128.count)}`;
+      const t0 = performance.now();
+      try {
+        if (workload === 'GET') await client.get(key);
+        else await client.put(key, value);
+        if (measuring) {
+          ops++;
+          record(hist, (performance.now() - t0) * 1000);
+        }
+      } catch {
+        if (measuring) errors++;
+      }
+    }
+  };
+  const loops = Array.from({ length: KV_CLIENT_CALLERS }, loop);
+  await new Promise((r) => setTimeout(r, warmupMs));
+  measuring = true;
+  const started = performance.now();
+  await new Promise((r) => setTimeout(r, durationMs));
+  measuring = false;
+  const elapsedS = (performance.now() - started) / 1000;
+  running = false;
+  await Promise.all(loops);
+  client.close();
+  return { opsPerSec: ops / elapsedS, ops, errors, hist };
 }
 
 const fmtOps = (n: number) => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : String(Math.round(n)));

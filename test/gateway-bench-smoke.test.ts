@@ -17,7 +17,7 @@ test('the gateway benchmark measures a case direct and through the gateway', asy
   const dir = mkdtempSync(join(tmpdir(), 'kv-bench-gw-smoke-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'gateway.json');
-  const { stdout } = await run(process.execPath, [BENCH, '--duration', '0.3', '--runs', '1', '--only', 'PUT', '--processors', '1', '--out', out], { timeout: 60_000 });
+  const { stdout } = await run(process.execPath, [BENCH, '--duration', '0.3', '--runs', '1', '--only', 'PUT hot128 persistent', '--processors', '1', '--out', out], { timeout: 60_000 });
   const { rows } = JSON.parse(readFileSync(out, 'utf8')) as { rows: GatewayRow[] };
   t.deepEqual(rows.map((r) => r.name), ['gateway PUT hot128 persistent']);
   const [row] = rows;
