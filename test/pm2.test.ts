@@ -68,6 +68,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   // the gateway: one address for all three daemons
   t.is((await requestOnce(gatewayPort, { command: Command.GET, key: `fruit${ports[1]}` })).command, Command.OK);
   t.is((await requestOnce(gatewayPort, { command: Command.SHUT_DOWN })).command, Command.ERROR);
+  t.regex(pm2('trigger', 'kv-gw', 'status'), /"id":"kvtest-b","up":true/);
 
   // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed
   const killed = list().find((p) => p.name === 'kvtest-c')!;

@@ -1,7 +1,8 @@
 // Entry point of the gateway process (pm2 app kv-gw): loads and validates the
 // config, forwards to every daemon it lists (each daemon's client port; a
-// cluster member has exactly one), tells pm2 when it listens, and stops
-// gracefully on SIGTERM/SIGINT. Exit codes: 0 stopped, 1 start-up failure.
+// cluster member has exactly one), tells pm2 when it listens, answers the pm2
+// action `status`, and stops gracefully on SIGTERM/SIGINT. Exit codes: 0
+// stopped, 1 start-up failure.
 
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { jsonLogger } from '../supervisor/log.ts';
@@ -29,4 +30,13 @@ function stop(): void {
 }
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
-process.send?.('ready');
+
+// pm2: ready for wait_ready, and `npx pm2 trigger kv-gw status` (daemons up or down, load, clients).
+if (process.send) {
+  process.send('ready');
+  process.send({ type: 'axm:action', data: { action_name: 'status', arity: 0 } });
+  process.on('message', (m: unknown) => {
+    const action = typeof m === 'string' ? m : (m as { msg?: string }).msg;
+    if (action === 'status') process.send?.({ type: 'axm:reply', data: { return: gateway.status(), action_name: 'status' } });
+  });
+}
