@@ -74,8 +74,8 @@ interface DaemonSlot {
   lastDownReason: string;
 }
 
-/** While stopping, the gateway waits this long between checks for idle clients. */
-const STOP_POLL_MS = 10;
+/** While starting and stopping, the gateway checks its daemons and clients this often. */
+const POLL_MS = 10;
 /** While stopping, a client connection with nothing outstanding and no request for this long is closed. */
 const DRAIN_IDLE_CLOSE_MS = 50;
 /** A client whose unread replies exceed this stops being read until it catches up. */
@@ -161,7 +161,7 @@ export class Gateway {
     this.timers.push(setInterval(() => this.probeAll(), this.config.probeIntervalMs));
     if (this.config.clusterViewIntervalMs > 0) this.timers.push(setInterval(() => void this.pollView(), this.config.clusterViewIntervalMs));
     const waitUntil = Date.now() + this.config.connectTimeoutMs + this.config.probeTimeoutMs;
-    while (Date.now() < waitUntil && this.slots.some((_s, d) => !this.router.isUp(d))) await new Promise((r) => setTimeout(r, STOP_POLL_MS));
+    while (Date.now() < waitUntil && this.slots.some((_s, d) => !this.router.isUp(d))) await new Promise((r) => setTimeout(r, POLL_MS));
     this.starting = false;
     const down = this.slots.filter((_s, d) => !this.router.isUp(d)).map((s) => `${s.backend.id} (${s.lastDownReason})`);
     if (down.length > 0) this.log('warn', 'starting without some daemons; they take their share of keys once up for rejoinAfterMs', { down });
@@ -212,12 +212,12 @@ export class Gateway {
         if (idle && !c.socket.writableEnded) c.socket.end();
       }
       if (this.clients.size === 0 || now >= deadline) break;
-      await new Promise((r) => setTimeout(r, STOP_POLL_MS));
+      await new Promise((r) => setTimeout(r, POLL_MS));
     }
     this.refusing = true;
     // the replies already queued get a moment to leave
     const flushedBy = Date.now() + 100;
-    while (Date.now() < flushedBy && [...this.clients].some((c) => c.socket.writableLength > 0)) await new Promise((r) => setTimeout(r, STOP_POLL_MS));
+    while (Date.now() < flushedBy && [...this.clients].some((c) => c.socket.writableLength > 0)) await new Promise((r) => setTimeout(r, POLL_MS));
     for (const t of this.timers) clearInterval(t);
     for (const c of this.clients) c.socket.destroy();
     for (const slot of this.slots) {
