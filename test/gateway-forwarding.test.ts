@@ -225,3 +225,25 @@ test('a daemon that hangs (answers nothing, not even CHK) is taken out after pro
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test('limits: past maxInFlightPerClientConnection a request gets TOO_MANY_IN_FLIGHT (in its place in the order); past maxClientConnections a connection gets TOO_MANY_CONNECTIONS', async (t) => {
+  const held: (() => void)[] = [];
+  const d = await daemon((f) => new Promise((r) => held.push(() => r(ok(f.key)))));
+  const { gateway, port } = await inProcessGateway([backend('a', d)], { maxInFlightPerClientConnection: 2, maxClientConnections: 1 });
+  try {
+    const conn = await PersistentConnection.open(port);
+    const replies = ['l1', 'l2', 'l3', 'l4'].map((key) => conn.send({ command: Command.GET, key }));
+    await waitFor('two requests at the daemon', () => held.length === 2);
+    t.is(errorCode(await requestOnce(port, { command: Command.CHK })), ErrorCode.TOO_MANY_CONNECTIONS);
+    for (const h of held.splice(0)) h();
+    const [r1, r2, r3, r4] = await Promise.all(replies);
+    t.deepEqual([r1, r2].map((r) => Buffer.from(r!.value).toString()), ['l1', 'l2']);
+    t.deepEqual([r3, r4].map((r) => errorCode(r!)), [ErrorCode.TOO_MANY_IN_FLIGHT, ErrorCode.TOO_MANY_IN_FLIGHT]);
+    t.is(conn.order.length, 4);
+    t.deepEqual(forwarded(d).map((f) => f.key).sort(), ['l1', 'l2'], 'the refused requests never reached the daemon');
+    conn.close();
+  } finally {
+    await gateway.stop();
+    await d.close();
+  }
+});
