@@ -1,5 +1,6 @@
 // pm2 apps: one daemon (one supervisor process) per entry of kv.config.json
-// (or the file named by KV_CONFIG). pm2 loads this file as an ES module
+// (or the file named by KV_CONFIG), and the gateway `kv-gw` unless the
+// config's gateway section says `"enabled": false`. pm2 loads this file as an ES module
 // because package.json says "type": "module". Full validation of the config
 // happens in the daemon at start-up (and in `npm start` before pm2 runs).
 
@@ -51,5 +52,28 @@ export const apps = (config.daemons ?? []).filter((d) => isLocal(d.host)).map((d
   autorestart: true,
   merge_logs: true,
 }));
+
+// The gateway: one client address in front of the daemons (src/gateway).
+if (config.gateway?.enabled !== false) {
+  apps.push({
+    name: 'kv-gw',
+    script: join(root, 'src/gateway/main.ts'),
+    cwd: root,
+    interpreter: join(root, 'node_modules/.bin/node'),
+    exec_mode: 'fork',
+    instances: 1,
+    env: { KV_CONFIG: configFile },
+    // the gateway sends 'ready' once it listens (after the daemons answered, or its start wait)
+    wait_ready: true,
+    listen_timeout: 20000,
+    // SIGTERM → answer what the open connections sent (gateway.drainTimeoutMs), then exit
+    kill_timeout: 5000,
+    exp_backoff_restart_delay: 200,
+    min_uptime: 5000,
+    max_restarts: 15,
+    autorestart: true,
+    merge_logs: true,
+  });
+}
 
 export default { apps };

@@ -15,6 +15,7 @@ import { compareWithBaselines, formatReport, machineFacts, runResult, summarize,
 import { HOST, cpuTimeUs, killAllNow, rssBytes, startDaemon, startEcho, stopAll, type Server } from './servers.ts';
 import { runSqliteBaseline } from './sqlite-baseline.ts';
 import { CLUSTER_CASES, runClusterBench } from './cluster.ts';
+import { GATEWAY_CASES, formatGatewayTable, runGatewayBench } from './gateway.ts';
 
 const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--duration S] [--only REGEX] [--catch-up-keys N] [--out FILE] [--cpu-prof DIR]
   --quick        short runs (about a minute); leaves out the value-size/key-space cases
@@ -107,7 +108,8 @@ try {
   process.exit(2);
 }
 const clusterCases = CLUSTER_CASES.filter((name) => !options.only || new RegExp(options.only, 'i').test(name));
-if (cases.length === 0 && clusterCases.length === 0) {
+const gatewayCases = GATEWAY_CASES.map((c) => c.name).filter((name) => !options.only || new RegExp(options.only, 'i').test(name));
+if (cases.length === 0 && clusterCases.length === 0 && gatewayCases.length === 0) {
   console.error(`bench: no case matches --only ${JSON.stringify(options.only)}; names look like "kv GET hot128 persistent p2", "echo pipelined t1", "sqlite insert hot128 batch50", "cluster failover"`);
   process.exit(2);
 }
@@ -128,7 +130,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 process.on('exit', killAllNow);
 
-const progress = progressBar((cases.length + clusterCases.length) * options.runs);
+const progress = progressBar((cases.length + clusterCases.length + 2 * gatewayCases.length) * options.runs);
 const results: CaseResult[] = [];
 const memory: MemoryResult[] = [];
 const startedAt = new Date();
@@ -236,6 +238,9 @@ async function main(): Promise<void> {
       dataDir,
       progress: (label) => progress.step(label),
     });
+  const gateway = gatewayCases.length === 0
+    ? []
+    : await runGatewayBench({ cases: gatewayCases, runs: options.runs, durationS: options.durationS, warmupS: options.warmupS, processors: 2, generatorThreads, dataDir, progress: (label) => progress.step(label) });
   progress.end();
 
   // keep the matrix's order in the table
@@ -252,7 +257,8 @@ async function main(): Promise<void> {
     cluster,
   };
   console.log(formatReport(report));
-  const json = JSON.stringify(report, null, 2);
+  if (gateway.length > 0) console.log(`\n${formatGatewayTable(gateway)}`);
+  const json = JSON.stringify({ ...report, gateway }, null, 2);
   if (options.out) {
     writeFileSync(options.out, json);
   } else {

@@ -60,7 +60,7 @@ export function killAllNow(): void {
   started.clear();
 }
 
-function launch(main: string, args: string[], env: NodeJS.ProcessEnv, execArgv: string[], what: string, port: number): Promise<Server> {
+export function launch(main: string, args: string[], env: NodeJS.ProcessEnv, execArgv: string[], what: string, port: number): Promise<Server> {
   const child = fork(main, args, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   started.set(child.pid!, child);
   let output = '';

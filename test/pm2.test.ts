@@ -2,7 +2,8 @@
 // temporary PM2_HOME, three daemons forming a cluster, every client port
 // answering, a key written on one read on the others, a daemon killed with
 // kill -9 restarted by pm2 and caught up, a pm2 action, the daemons' own
-// figures in pm2 (@pm2/io), SHUT_DOWN not restarted by pm2, and `pm2 delete`.
+// figures in pm2 (@pm2/io), SHUT_DOWN not restarted by pm2, the gateway
+// kv-gw serving all three (and refusing SHUT_DOWN), and `pm2 delete`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -17,9 +18,11 @@ const pm2Bin = join(root, 'node_modules/.bin/pm2');
 
 test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_DOWN is not restarted', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'kv-pm2-'));
-  const ports = await freePorts(12);
+  const ports = await freePorts(13);
+  const gatewayPort = ports[12]!;
   const ids = ['a', 'b', 'c'];
   const config = {
+    gateway: { port: gatewayPort },
     daemons: ids.map((id, i) => ({
       id: `kvtest-${id}`,
       host: '127.0.0.1',
@@ -65,7 +68,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
 
   // the daemons' own figures reach pm2 (pm2 monit / pm2 show) through @pm2/io
   const monitors = await waitFor('pm2 has every daemon\'s figures, one leader, keys counted', () => {
-    const ms = list().map((p) => p.pm2_env.axm_monitor ?? {});
+    const ms = list().filter((p) => p.name !== 'kv-gw').map((p) => p.pm2_env.axm_monitor ?? {});
     const roles = ms.map((m) => m.role?.value);
     const ready = roles.filter((r) => r === 'leader').length === 1 && roles.filter((r) => r === 'follower').length === 2 && ms.every((m) => Number(m.keys?.value) === 3);
     return ready ? ms : undefined;
@@ -90,7 +93,12 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   t.true(Number(busy['req/s'].value) > 0);
   conn.close();
   t.regex(pm2('show', 'kvtest-a'), /req\/s/, 'pm2 show lists the custom metrics');
-  t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
+  t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online', 'online']);
+  t.deepEqual(list().map((p) => p.name), ['kvtest-a', 'kvtest-b', 'kvtest-c', 'kv-gw']);
+  // the gateway: one address for all three daemons
+  t.is((await requestOnce(gatewayPort, { command: Command.GET, key: `fruit${ports[1]}` })).command, Command.OK);
+  t.is((await requestOnce(gatewayPort, { command: Command.SHUT_DOWN })).command, Command.ERROR);
+  t.regex(pm2('trigger', 'kv-gw', 'status'), /"id":"kvtest-b","up":true/);
 
   // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed
   const killed = list().find((p) => p.name === 'kvtest-c')!;
@@ -119,7 +127,9 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   await t.throwsAsync(requestOnce(ports[0], { command: Command.CHK }));
   t.is((await requestOnce(ports[2], { command: Command.CHK })).command, Command.OK);
 
+  t.is((await requestOnce(gatewayPort, { command: Command.CHK })).command, Command.OK, 'the gateway serves with one daemon stopped');
   pm2('delete', 'ecosystem.config.js');
   t.deepEqual(list(), []);
+  await t.throwsAsync(requestOnce(gatewayPort, { command: Command.CHK }));
   await t.throwsAsync(requestOnce(ports[1], { command: Command.CHK }));
 });

@@ -10,7 +10,7 @@ import { parseSecret } from '../cluster/transport/index.ts';
 import { BackupError, backupStore, restoreStore } from '../store/backup.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
+import { CONSISTENCY_NAMES, KvClient, KvInputError, KvServerError, KvUnavailableError, type Consistency, type ValueResult } from '../client/index.ts';
 import { ExitCode, exitCodeHelp } from './exit-codes.ts';
 
 const DEFAULT_SERVERS = ['127.0.0.1:7390', '127.0.0.1:7391', '127.0.0.1:7392'];
@@ -36,6 +36,8 @@ Options:
                            daemons whose host is not 127.0.0.1 are asked at host:adminPort with the cluster
                            secret (KV_CLUSTER_SECRET, else cluster.secretFile)
   --deadline MS            per-request deadline (default 3000)
+  --consistency LEVEL      get/put/del: one, majority or all (default: the cluster's)
+  --read-through           get: on a miss, wait for the cluster to fetch the key
   --interval MS            status: time between the two samples for requests/s (default 1000)
   --json                   machine-readable output
   -h, --help               this help
@@ -258,7 +260,7 @@ async function workers(values: Opts): Promise<number> {
   return ExitCode.OK;
 }
 
-type Opts = { daemon?: string; servers?: string; config?: string; deadline?: string; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
+type Opts = { daemon?: string; servers?: string; config?: string; deadline?: string; consistency?: string; 'read-through'?: boolean; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'bench') {
@@ -275,6 +277,8 @@ async function main(argv: string[]): Promise<number> {
         daemon: { type: 'string' },
         config: { type: 'string' },
         deadline: { type: 'string' },
+        consistency: { type: 'string' },
+        'read-through': { type: 'boolean' },
         interval: { type: 'string' },
         port: { type: 'string' },
         count: { type: 'string' },
@@ -298,7 +302,17 @@ async function main(argv: string[]): Promise<number> {
   if (!['get', 'put', 'del', 'chk'].includes(command)) throw new UsageError(`unknown command "${command}"; see kv --help`);
   const deadlineMs = Number(values.deadline ?? 3000);
   if (!(deadlineMs > 0)) throw new UsageError('--deadline must be a positive number of milliseconds');
-  const client = new KvClient({ servers: serverList(values.servers, values.config), deadlineMs, connectTimeoutMs: Math.min(1000, deadlineMs) });
+  const consistency = values.consistency ?? 'default';
+  if (consistency === 'default' || !CONSISTENCY_NAMES.includes(consistency as Consistency)) {
+    if (values.consistency !== undefined) throw new UsageError(`--consistency must be one of one, majority, all; got ${JSON.stringify(values.consistency)}`);
+  }
+  const client = new KvClient({
+    servers: serverList(values.servers, values.config),
+    deadlineMs,
+    connectTimeoutMs: Math.min(1000, deadlineMs),
+    consistency: consistency as Consistency,
+    readThrough: values['read-through'] ?? false,
+  });
   try {
     switch (command) {
       case 'get':

@@ -3,8 +3,20 @@
 // server when one refuses or does not answer, and reconnect with exponential
 // backoff. Keys and values are checked before anything is sent.
 
-import { Command, ErrorCode, checkKey, checkValueLength, errorMessage, type Frame, type FrameFields } from '../protocol/index.ts';
-import { ConnectionFailure, ServerConnection } from './connection.ts';
+import {
+  Command,
+  ConsistencyLevel,
+  ErrorCode,
+  Flag,
+  checkKey,
+  checkValueLength,
+  errorMessage,
+  withConsistency,
+  type ConsistencyLevelNumber,
+  type Frame,
+  type FrameFields,
+} from '../protocol/index.ts';
+import { ConnectionFailure, RequestTimeout, ServerConnection } from './connection.ts';
 import { KvInputError, KvServerError, KvTimeoutError, KvUnavailableError } from './errors.ts';
 import { backoffMs } from '../shared/backoff.ts';
 
@@ -13,13 +25,41 @@ export interface KvClientOptions {
   servers: readonly string[];
   /** whole-call deadline, across every server tried (default 5000) */
   deadlineMs?: number;
-  /** how long one server gets to answer before the call moves to the next (default: deadlineMs) */
+  /**
+   * how long one server gets to answer before the call moves to the next
+   * (default: deadlineMs divided by the number of servers, at most 3, so a
+   * call can try that many servers before its deadline)
+   */
   attemptTimeoutMs?: number;
   /** TCP connect timeout per server (default 1000) */
   connectTimeoutMs?: number;
   /** first wait before a failed server is tried again; doubles per failure up to backoffMaxMs (defaults 50, 5000) */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** consistency level of every get/put/del unless the call says otherwise (default 'default': the cluster's) */
+  consistency?: Consistency;
+  /** GET: on a miss, wait for the cluster to fetch the key (flag READ_THROUGH) unless the call says otherwise (default false) */
+  readThrough?: boolean;
+}
+
+/** Flag bits 1-2 of a request: how many daemons a write needs, how fresh a read is. */
+export type Consistency = 'default' | 'one' | 'majority' | 'all';
+export const CONSISTENCY_NAMES: readonly Consistency[] = ['default', 'one', 'majority', 'all'];
+const consistencyLevels: Record<Consistency, ConsistencyLevelNumber> = {
+  default: ConsistencyLevel.DEFAULT,
+  one: ConsistencyLevel.ONE,
+  majority: ConsistencyLevel.MAJORITY,
+  all: ConsistencyLevel.ALL,
+};
+
+/** Per-call options; unset fields take the client's. */
+export interface CallOptions {
+  consistency?: Consistency;
+  /** this call's deadline across every server tried */
+  deadlineMs?: number;
+}
+export interface GetOptions extends CallOptions {
+  readThrough?: boolean;
 }
 
 export type ValueResult = { found: true; value: Buffer; timestamp: bigint } | { found: false };
@@ -65,6 +105,8 @@ export class KvClient {
   private readonly connectTimeoutMs: number;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
+  private readonly consistency: Consistency;
+  private readonly readThrough: boolean;
   /** index of the server that answered last; calls start there */
   private preferred = 0;
   private nextId = 1n;
@@ -74,31 +116,40 @@ export class KvClient {
     if (!options.servers?.length) throw new KvInputError(0, 'KvClient needs at least one server (host:port)');
     this.servers = options.servers.map(parseServer);
     this.deadlineMs = positive('deadlineMs', options.deadlineMs ?? 5000);
-    this.attemptTimeoutMs = positive('attemptTimeoutMs', options.attemptTimeoutMs ?? this.deadlineMs);
+    this.attemptTimeoutMs = positive('attemptTimeoutMs', options.attemptTimeoutMs ?? this.deadlineMs / Math.min(this.servers.length, 3));
     this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 1000);
     this.backoffInitialMs = positive('backoffInitialMs', options.backoffInitialMs ?? 50);
     this.backoffMaxMs = positive('backoffMaxMs', options.backoffMaxMs ?? 5000);
+    this.consistency = consistencyOption(options.consistency ?? 'default');
+    this.readThrough = options.readThrough ?? false;
   }
 
-  async get(key: string): Promise<ValueResult> {
+  async get(key: string, options: GetOptions = {}): Promise<ValueResult> {
     checkedKey(key);
-    return valueResult(await this.call({ command: Command.GET, key }));
+    const readThrough = options.readThrough ?? this.readThrough;
+    return valueResult(await this.call({ command: Command.GET, key, flag: this.flag(options, readThrough ? Flag.READ_THROUGH : 0) }, options));
   }
 
   /** Stores the value; resolves with the value it replaced. */
-  async put(key: string, value: string | Buffer): Promise<ValueResult> {
+  async put(key: string, value: string | Buffer, options: CallOptions = {}): Promise<ValueResult> {
     checkedKey(key);
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (checkValueLength(bytes.length)) {
       throw new KvInputError(ErrorCode.VALUE_TOO_LONG, `value is ${bytes.length} bytes; values are at most 2048 bytes`);
     }
-    return valueResult(await this.call({ command: Command.PUT, key, value: bytes }));
+    return valueResult(await this.call({ command: Command.PUT, key, value: bytes, flag: this.flag(options, 0) }, options));
   }
 
   /** Deletes the key; resolves with the value it had. */
-  async del(key: string): Promise<ValueResult> {
+  async del(key: string, options: CallOptions = {}): Promise<ValueResult> {
     checkedKey(key);
-    return valueResult(await this.call({ command: Command.DEL, key }));
+    return valueResult(await this.call({ command: Command.DEL, key, flag: this.flag(options, 0) }, options));
+  }
+
+  /** The request's flag word: `bits` plus the consistency level of the call, else of the client. */
+  private flag(options: CallOptions, bits: number): number {
+    const level = consistencyOption(options.consistency ?? this.consistency);
+    return withConsistency(bits, consistencyLevels[level]);
   }
 
   /** Health check: resolves true when a server answers. */
@@ -131,24 +182,22 @@ export class KvClient {
 
   /**
    * Sends one request, starting at the preferred server and moving on when a
-   * server cannot be reached, does not answer in time, or refuses. Note: a
-   * PUT/DEL that timed out may have been applied by the server given up on.
+   * server cannot be reached, does not answer in time, or refuses. Servers in
+   * backoff are tried last, the one whose backoff ends first before the
+   * others. Each server is tried at most once per call. Note: a PUT/DEL that
+   * timed out may have been applied by the server given up on.
    */
-  private async call(fields: FrameFields): Promise<Frame> {
+  private async call(fields: FrameFields, options: CallOptions = {}): Promise<Frame> {
     const tried: { server: string; reason: string }[] = [];
     if (this.closed) throw new KvUnavailableError('the client is closed; create a new KvClient');
-    const deadline = Date.now() + this.deadlineMs;
-    const n = this.servers.length;
-    for (let i = 0; i < n; i++) {
-      const index = (this.preferred + i) % n;
+    const deadlineMs = options.deadlineMs === undefined ? this.deadlineMs : positive('deadlineMs', options.deadlineMs);
+    const deadline = Date.now() + deadlineMs;
+    const attempted = new Set<number>();
+    for (let index = this.nextServer(attempted); index !== undefined; index = this.nextServer(attempted)) {
+      attempted.add(index);
       const server = this.servers[index]!;
-      const now = Date.now();
-      if (server.retryAtMs > now) {
-        tried.push({ server: server.address, reason: `skipped, failed recently (${server.lastFailure})` });
-        continue;
-      }
-      const remaining = deadline - now;
-      if (remaining <= 0) throw new KvTimeoutError(this.deadlineMs, tried);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new KvTimeoutError(deadlineMs, tried);
       const id = this.nextId++;
       try {
         const reply = await this.connectionTo(server).request({ ...fields, id }, Math.min(remaining, this.attemptTimeoutMs));
@@ -163,16 +212,39 @@ export class KvClient {
           throw new KvServerError(code, message, server.address);
         }
         server.failures = 0;
+        server.retryAtMs = 0;
         this.preferred = index;
         return reply;
       } catch (e) {
         if (!(e instanceof ConnectionFailure)) throw e;
         if (this.closed) throw new KvUnavailableError('the client was closed while the request was in flight');
+        // a lost connection has marked the server already; a timeout leaves the connection to the other requests on it
+        if (e instanceof RequestTimeout) this.markFailed(server, e.message);
         tried.push({ server: server.address, reason: e.message });
       }
     }
-    if (Date.now() >= deadline) throw new KvTimeoutError(this.deadlineMs, tried);
+    if (Date.now() >= deadline) throw new KvTimeoutError(deadlineMs, tried);
     throw new KvUnavailableError(`no server answered; check that the daemons are running`, tried);
+  }
+
+  /**
+   * The next server to try in this call: the first one from the preferred
+   * server on that is not in backoff, else the one whose backoff ends first
+   * (a call never fails without trying a server); undefined when every
+   * server has been tried.
+   */
+  private nextServer(attempted: ReadonlySet<number>): number | undefined {
+    const now = Date.now();
+    const n = this.servers.length;
+    let earliest: number | undefined;
+    for (let i = 0; i < n; i++) {
+      const index = (this.preferred + i) % n;
+      if (attempted.has(index)) continue;
+      const server = this.servers[index]!;
+      if (server.retryAtMs <= now) return index;
+      if (earliest === undefined || server.retryAtMs < this.servers[earliest]!.retryAtMs) earliest = index;
+    }
+    return earliest;
   }
 
   private connectionTo(server: Server): ServerConnection {
@@ -197,6 +269,13 @@ export class KvClient {
 function positive(name: string, v: number): number {
   if (!Number.isFinite(v) || v <= 0) throw new KvInputError(0, `${name} must be a positive number of milliseconds, got ${v}`);
   return v;
+}
+
+function consistencyOption(level: Consistency): Consistency {
+  if (!CONSISTENCY_NAMES.includes(level)) {
+    throw new KvInputError(0, `consistency must be one of ${CONSISTENCY_NAMES.join(', ')}, got ${JSON.stringify(level)}`);
+  }
+  return level;
 }
 
 function checkedKey(key: string): void {

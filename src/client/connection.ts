@@ -12,6 +12,14 @@ export class ConnectionFailure extends Error {
   }
 }
 
+/** One request got no reply in time; the connection stays open for the others. */
+export class RequestTimeout extends ConnectionFailure {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestTimeout';
+  }
+}
+
 interface Pending {
   resolve: (f: Frame) => void;
   reject: (e: Error) => void;
@@ -29,7 +37,7 @@ export class ServerConnection {
 
   private readonly onFail: (reason: string) => void;
 
-  /** onFail is called once, when the connection is lost or a request times out (not on close()). */
+  /** onFail is called once, when the connection is lost (not on close(), not when one request times out). */
   constructor(host: string, port: number, connectTimeoutMs: number, onFail: (reason: string) => void) {
     this.address = `${host}:${port}`;
     this.onFail = onFail;
@@ -48,11 +56,18 @@ export class ServerConnection {
     return this.failure === undefined;
   }
 
-  /** Sends one request; rejects with ConnectionFailure on timeout or a lost connection. */
+  /**
+   * Sends one request; rejects with RequestTimeout when no reply comes in
+   * time (only this request: the others in flight keep waiting for theirs, and
+   * a late reply is dropped), or with ConnectionFailure when the connection is lost.
+   */
   request(fields: FrameFields & { id: bigint }, timeoutMs: number): Promise<Frame> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(`no reply within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => {
+        this.pending.delete(fields.id);
+        reject(new RequestTimeout(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(fields.id, { resolve, reject, timer });
       this.socket.write(encodeFrame(fields));
     });

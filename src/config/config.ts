@@ -103,6 +103,47 @@ export interface ClusterSettings {
 export type WriteConsistency = 'one' | 'majority' | 'all';
 export type ReadConsistency = 'one' | 'majority';
 
+/** The gateway (pm2 app kv-gw): one client address in front of every daemon of this config. */
+export interface GatewayConfig {
+  /** false: `npm start` runs no gateway */
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** persistent pipelined connections to each daemon */
+  connectionsPerDaemon: number;
+  /** requests written and unanswered per daemon connection; more wait in the gateway (at most the daemons' maxInFlightPerConnection) */
+  maxInFlightPerDaemonConnection: number;
+  maxClientConnections: number;
+  /** a client connection's requests not yet answered; past it, ERROR TOO_MANY_IN_FLIGHT */
+  maxInFlightPerClientConnection: number;
+  /** a client connection idle this long is closed */
+  idleTimeoutMs: number;
+  /** one attempt at one daemon; then a read goes to another daemon and a written write gets OUTCOME_UNKNOWN */
+  requestTimeoutMs: number;
+  /** daemons tried per request at most (reads, and requests certainly not delivered) */
+  maxAttempts: number;
+  /** a CHK to each daemon this often */
+  probeIntervalMs: number;
+  /** a CHK unanswered this long takes the daemon out and closes its connections */
+  probeTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** reconnects to a daemon wait this long, doubling per failure up to reconnectBackoffMaxMs */
+  reconnectBackoffInitialMs: number;
+  reconnectBackoffMaxMs: number;
+  /** a daemon that came back gets its keys back after it has been up this long (it catches up meanwhile) */
+  rejoinAfterMs: number;
+  /** a GET goes to the least loaded daemon instead of its key's daemon when that one has this many requests outstanding */
+  readSpillOutstanding: number;
+  /** a key written this recently goes to the daemon that took the write while it is up (longer than the replication lag) */
+  recentWriteMs: number;
+  /** most keys remembered for recentWriteMs */
+  maxRecentWrites: number;
+  /** the leader's cluster view is read this often from a loopback admin port (0 = never) */
+  clusterViewIntervalMs: number;
+  /** on SIGTERM, time the open client connections get for the replies to what they sent */
+  drainTimeoutMs: number;
+}
+
 export interface Config {
   /** where the config was read from, for messages */
   source: string;
@@ -121,6 +162,7 @@ export interface Config {
    */
   setTcpMigrateReq: boolean;
   cluster: ClusterSettings;
+  gateway: GatewayConfig;
 }
 
 export class ConfigError extends Error {
@@ -168,6 +210,30 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   readLeaseMs: 1_000,
   maxClockDriftPpm: 1_000,
   tombstoneGraceMs: 7 * 24 * 3_600_000,
+};
+
+export const defaultGateway: GatewayConfig = {
+  enabled: true,
+  host: '127.0.0.1',
+  port: 7389,
+  connectionsPerDaemon: 2,
+  maxInFlightPerDaemonConnection: 512,
+  maxClientConnections: 10_000,
+  maxInFlightPerClientConnection: 1024,
+  idleTimeoutMs: 60_000,
+  requestTimeoutMs: 3_000,
+  maxAttempts: 3,
+  probeIntervalMs: 200,
+  probeTimeoutMs: 1_000,
+  connectTimeoutMs: 1_000,
+  reconnectBackoffInitialMs: 20,
+  reconnectBackoffMaxMs: 1_000,
+  rejoinAfterMs: 1_000,
+  readSpillOutstanding: 256,
+  recentWriteMs: 2_000,
+  maxRecentWrites: 100_000,
+  clusterViewIntervalMs: 1_000,
+  drainTimeoutMs: 2_000,
 };
 
 type Json = Record<string, unknown>;
@@ -225,7 +291,7 @@ function section(raw: Json, key: string): Json {
 /** Validates a parsed config object; relative dbFile paths resolve against baseDir. */
 export function parseConfig(raw: unknown, baseDir: string, source = 'config'): Config {
   if (!isObject(raw)) throw new ConfigError('config must be a JSON object');
-  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection', 'setTcpMigrateReq', 'cluster']);
+  checkKeys(raw, 'config', ['daemons', 'limits', 'supervision', 'durability', 'allowShutdown', 'faultInjection', 'setTcpMigrateReq', 'cluster', 'gateway']);
   if (!Array.isArray(raw.daemons) || raw.daemons.length === 0) {
     throw new ConfigError('config.daemons must be a non-empty array of {id, host, peerPort, adminPort, groups}');
   }
@@ -343,6 +409,8 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     throw new ConfigError(`${cp}.heartbeatIntervalMs (${cluster.heartbeatIntervalMs}) must be at most a third of electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);
   }
 
+  const gateway = parseGateway(section(raw, 'gateway'), limits, claim);
+
   const durability = raw.durability ?? 'full';
   if (durability !== 'full' && durability !== 'normal') {
     throw new ConfigError(`config.durability must be "full" or "normal", got ${JSON.stringify(durability)}`);
@@ -357,7 +425,42 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     faultInjection: bool(raw, 'faultInjection', 'config', false),
     setTcpMigrateReq: bool(raw, 'setTcpMigrateReq', 'config', true),
     cluster,
+    gateway,
   });
+}
+
+function parseGateway(g: Json, limits: Limits, claim: (host: string, port: number, what: string) => void): GatewayConfig {
+  const gp = 'config.gateway';
+  const dg = defaultGateway;
+  checkKeys(g, gp, Object.keys(dg));
+  const gateway: GatewayConfig = {
+    enabled: bool(g, 'enabled', gp, dg.enabled),
+    host: str(g, 'host', gp, dg.host),
+    port: int(g, 'port', gp, 1, 65535, dg.port),
+    connectionsPerDaemon: int(g, 'connectionsPerDaemon', gp, 1, 64, dg.connectionsPerDaemon),
+    maxInFlightPerDaemonConnection: int(g, 'maxInFlightPerDaemonConnection', gp, 1, limits.maxInFlightPerConnection, Math.min(dg.maxInFlightPerDaemonConnection, limits.maxInFlightPerConnection)),
+    maxClientConnections: int(g, 'maxClientConnections', gp, 1, 1_000_000, dg.maxClientConnections),
+    maxInFlightPerClientConnection: int(g, 'maxInFlightPerClientConnection', gp, 1, 65_536, dg.maxInFlightPerClientConnection),
+    idleTimeoutMs: int(g, 'idleTimeoutMs', gp, 100, 86_400_000, dg.idleTimeoutMs),
+    requestTimeoutMs: int(g, 'requestTimeoutMs', gp, 10, 600_000, dg.requestTimeoutMs),
+    maxAttempts: int(g, 'maxAttempts', gp, 1, 100, dg.maxAttempts),
+    probeIntervalMs: int(g, 'probeIntervalMs', gp, 5, 60_000, dg.probeIntervalMs),
+    probeTimeoutMs: int(g, 'probeTimeoutMs', gp, 5, 600_000, dg.probeTimeoutMs),
+    connectTimeoutMs: int(g, 'connectTimeoutMs', gp, 10, 600_000, dg.connectTimeoutMs),
+    reconnectBackoffInitialMs: int(g, 'reconnectBackoffInitialMs', gp, 0, 60_000, dg.reconnectBackoffInitialMs),
+    reconnectBackoffMaxMs: int(g, 'reconnectBackoffMaxMs', gp, 0, 600_000, dg.reconnectBackoffMaxMs),
+    rejoinAfterMs: int(g, 'rejoinAfterMs', gp, 0, 600_000, dg.rejoinAfterMs),
+    readSpillOutstanding: int(g, 'readSpillOutstanding', gp, 1, 1_000_000, dg.readSpillOutstanding),
+    recentWriteMs: int(g, 'recentWriteMs', gp, 0, 600_000, dg.recentWriteMs),
+    maxRecentWrites: int(g, 'maxRecentWrites', gp, 0, 10_000_000, dg.maxRecentWrites),
+    clusterViewIntervalMs: int(g, 'clusterViewIntervalMs', gp, 0, 3_600_000, dg.clusterViewIntervalMs),
+    drainTimeoutMs: int(g, 'drainTimeoutMs', gp, 0, 600_000, dg.drainTimeoutMs),
+  };
+  if (gateway.reconnectBackoffMaxMs < gateway.reconnectBackoffInitialMs) {
+    throw new ConfigError(`${gp}.reconnectBackoffMaxMs (${gateway.reconnectBackoffMaxMs}) must be at least reconnectBackoffInitialMs (${gateway.reconnectBackoffInitialMs})`);
+  }
+  if (gateway.enabled) claim(gateway.host, gateway.port, `${gp}.port`);
+  return gateway;
 }
 
 /** Reads the config file (KV_CONFIG or ./kv.config.json) and applies env overrides. */
