@@ -52,6 +52,12 @@ export interface Supervision {
   drainTimeoutMs: number;
   /** time a new processor gets to open its store and listen */
   startTimeoutMs: number;
+  /**
+   * The writer inside one SQLite transaction (its commit's fsync on a slow or
+   * stalled disk) cannot beat; it is judged hung only when one transaction
+   * lasts this long. Outside a transaction the heartbeat limit applies.
+   */
+  writerStallLimitMs: number;
 }
 
 /** The peer side: election, replication and repair timing, and the shared secret. */
@@ -121,6 +127,7 @@ export const defaultSupervision: Supervision = {
   restartWindowMs: 30_000,
   drainTimeoutMs: 1_000,
   startTimeoutMs: 10_000,
+  writerStallLimitMs: 30_000,
 };
 
 export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
@@ -251,6 +258,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     restartWindowMs: int(s, 'restartWindowMs', sp, 100, 86_400_000, ds.restartWindowMs),
     drainTimeoutMs: int(s, 'drainTimeoutMs', sp, 0, 600_000, ds.drainTimeoutMs),
     startTimeoutMs: int(s, 'startTimeoutMs', sp, 100, 600_000, ds.startTimeoutMs),
+    writerStallLimitMs: int(s, 'writerStallLimitMs', sp, 100, 3_600_000, ds.writerStallLimitMs),
   };
 
   if (daemons.length > 1) {

@@ -1,7 +1,7 @@
 // The daemon's local admin interface: newline-delimited JSON over TCP bound
 // to 127.0.0.1 only. One request object per line, one reply object per line.
 // Ops: status, resize, restart (rolling), and fault (only when the config
-// enables fault injection).
+// enables fault injection; "slot": "writer" aims at the group's writer).
 
 import { createServer, type Server } from 'node:net';
 import { jsonReplacer, type Logger } from './log.ts';
@@ -10,7 +10,7 @@ export type AdminRequest =
   | { op: 'status' }
   | { op: 'resize'; port: number; processors: number }
   | { op: 'restart'; port: number }
-  | { op: 'fault'; port: number; slot: number; fault: 'crash' | 'hang' };
+  | { op: 'fault'; port: number; slot: number | 'writer'; fault: 'crash' | 'hang' | 'crash-after-commit' };
 
 export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
@@ -33,10 +33,10 @@ export function parseAdminRequest(raw: unknown): AdminRequest | string {
       if (!isInt(r.port)) return 'restart needs integer "port"';
       return { op: 'restart', port: r.port as number };
     case 'fault':
-      if (!isInt(r.port) || !isInt(r.slot) || (r.fault !== 'crash' && r.fault !== 'hang')) {
-        return 'fault needs integer "port", "slot" and "fault": "crash" | "hang"';
+      if (!isInt(r.port) || !(isInt(r.slot) || r.slot === 'writer') || (r.fault !== 'crash' && r.fault !== 'hang' && r.fault !== 'crash-after-commit')) {
+        return 'fault needs integer "port", "slot" (an integer or "writer") and "fault": "crash" | "hang" | "crash-after-commit" (writer only)';
       }
-      return { op: 'fault', port: r.port as number, slot: r.slot as number, fault: r.fault };
+      return { op: 'fault', port: r.port as number, slot: r.slot as number | 'writer', fault: r.fault };
     default:
       return `unknown op ${JSON.stringify(r.op)} (known: status, resize, restart, fault)`;
   }

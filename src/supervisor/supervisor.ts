@@ -40,7 +40,7 @@ export class Supervisor {
   private readonly storeBytes = new Map<number, () => number>();
   private admin: Server | undefined;
   private watch: NodeJS.Timeout | undefined;
-  private readonly startedAtMs = Date.now();
+  private readonly startedAtMs = performance.now();
   private stopped: Promise<void> | undefined;
   private member: ClusterMember | undefined;
   /** cluster mode: the election state file, which also holds the clock floor */
@@ -96,10 +96,10 @@ export class Supervisor {
     try {
       await Promise.all(this.groups.map((g) => g.start()));
       if (clustered) {
-        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.groups[0].writeLock, this.hardState!, this.log, {
+        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.groups[0].memberLink, this.hardState!, this.log, {
           health: () => ({
             processorsAlive: this.groups.reduce((n, g) => n + g.alive, 0),
-            restarts: this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
+            restarts: this.groups.reduce((n, g) => n + g.status(performance.now()).restarts, 0),
             degradedGroups: this.groups.filter((g) => g.degraded).map((g) => String(g.group.port)),
           }),
           retryGroups: (ports) => {
@@ -115,7 +115,8 @@ export class Supervisor {
     }
     const { heartbeatIntervalMs } = this.config.supervision;
     this.watch = setInterval(() => {
-      const now = Date.now();
+      // monotonic: a step of the wall clock must not make every thread look hung
+      const now = performance.now();
       for (const g of this.groups) g.checkHeartbeats(now);
     }, heartbeatIntervalMs);
     this.log('info', 'daemon ready', {
@@ -143,6 +144,8 @@ export class Supervisor {
         return { ok: true, port: req.port };
       case 'fault':
         if (!this.config.faultInjection) return { ok: false, error: 'fault injection is disabled in the config' };
+        if (req.slot === 'writer') return this.group(req.port).injectWriter(req.fault) ? { ok: true } : { ok: false, error: 'no running writer' };
+        if (req.fault === 'crash-after-commit') return { ok: false, error: 'crash-after-commit is a writer fault' };
         return this.group(req.port).inject(req.slot, req.fault)
           ? { ok: true }
           : { ok: false, error: `no running processor in slot ${req.slot}` };
@@ -150,7 +153,7 @@ export class Supervisor {
   }
 
   status(): DaemonStatus {
-    const now = Date.now();
+    const now = performance.now();
     return {
       daemon: this.daemon.id,
       pid: process.pid,
@@ -160,13 +163,19 @@ export class Supervisor {
     };
   }
 
-  /** Stops accepting, lets processors finish in-flight requests and close their stores. Idempotent. */
+  /**
+   * Stops accepting, lets processors finish in-flight requests, lets the
+   * peers pull what was acknowledged meanwhile, then stops the cluster member
+   * and last the writers. Idempotent.
+   */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      await Promise.all(this.groups.map((g) => g.stopProcessors()));
+      await this.member?.handOver(this.config.supervision.drainTimeoutMs);
       await this.member?.stop();
-      await Promise.all(this.groups.map((g) => g.stop()));
+      await Promise.all(this.groups.map((g) => g.stopWriter()));
       this.clockFloor?.stop();
       this.hardState?.close();
       this.log('info', 'daemon stopped');

@@ -3,6 +3,7 @@
 // shared counters/heartbeat memory that the supervisor reads without the
 // processor's help (so a processor stuck in a loop is still seen).
 
+import type { MessagePort } from 'node:worker_threads';
 import type { Durability, Limits } from '../config/config.ts';
 
 export interface ProcessorData {
@@ -27,13 +28,20 @@ export interface ProcessorData {
   stats: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
   clock: SharedArrayBuffer;
-  /** WriteLock buffer shared by every thread that writes this group's file */
-  writeLock: SharedArrayBuffer;
+  /** Int32Array[1]: the number of the writer's last commit whose invalidations were posted */
+  commitCounter: SharedArrayBuffer;
+  /** requests to the group's writer; absent while no writer runs (a 'writer' message brings one) */
+  writer?: MessagePort;
+  /** the writer's invalidations (keys changed per commit), read synchronously before serving reads */
+  invalidations?: MessagePort;
+  /** a write that finds no writer (one is being started) waits this long, then fails with STORE_FAILED */
+  writerWaitMs: number;
 }
 
 /** Indexes into the processor's Float64Array of shared stats. */
 export const StatSlot = {
-  heartbeatMs: 0,
+  /** incremented every heartbeatIntervalMs while the event loop turns (a count, not a time: no clock is compared across threads) */
+  beats: 0,
   requests: 1,
   errors: 2,
   connections: 3,
@@ -49,14 +57,16 @@ export type ToProcessor =
   /** fault injection for tests (only sent when the config enables it) */
   | { type: 'fault'; fault: 'crash' | 'hang' }
   /** the fetch of a key this processor asked for with wait=true has finished (found or not) */
-  | { type: 'key-fetched'; key: string };
+  | { type: 'key-fetched'; key: string }
+  /** a (new) writer: requests go to `port`, invalidations come on `invalidations` */
+  | { type: 'writer'; port: MessagePort; invalidations: MessagePort }
+  /** the writer died: what is in flight has an unknown outcome; wait for the next 'writer' */
+  | { type: 'writer-down' };
 
 export type FromProcessor =
   | { type: 'ready' }
   /** a client sent SHUT_DOWN from loopback and the config allows it */
   | { type: 'shutdown-requested'; from: string }
-  /** a batch with writes committed (the cluster tells its peers to pull) */
-  | { type: 'committed' }
   /** a GET missed this key; wait=true: a READ_THROUGH request waits for 'key-fetched' */
   | { type: 'key-miss'; key: string; wait: boolean }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

@@ -4,12 +4,12 @@
 // the replies. Heartbeat and counters go to shared memory for the supervisor.
 
 import { createServer, type Socket } from 'node:net';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
-import { Store, type StoreError } from '../store/store.ts';
-import { SharedClock } from '../store/clock.ts';
-import { WriteLock } from '../store/write-lock.ts';
-import { executeBatch, isWrite, rereadGet, type HandlerEnv, type Request } from './handler.ts';
+import { Store } from '../store/store.ts';
+import { WriterLink, type WriterAnswer } from '../writer/link.ts';
+import type { InvalidationMessage, WriteOp } from '../writer/contract.ts';
+import { executeLocal, replyFromResult, replyWithoutCommit, rereadGet, writerOp, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
 
 const data = workerData as ProcessorData;
@@ -25,39 +25,76 @@ interface Connection {
   inFlight: number;
   /** requests of this connection in the current batch, in arrival order */
   queued: Request[];
-  /** executed requests whose replies are not sent yet: a READ_THROUGH GET at the head holds the rest (replies keep request order) */
+  /** requests whose replies are not sent yet, in request order: a reply still missing (writer, READ_THROUGH) holds the rest */
   outbox: Request[];
   /** the head of the outbox is waiting for a key fetch */
   waiting: boolean;
+  /** ops of this connection handed to the writer and not answered yet: its later store reads go to the writer too */
+  opsAtWriter: number;
+  /** the connection is being closed: nothing more is read from it */
+  closing: boolean;
   lastActivityMs: number;
+}
+
+/** A batch's ops handed to the writer together, with the requests they answer. */
+interface Handoff {
+  requests: Request[];
+  conns: Connection[];
 }
 
 /** While draining, a connection with nothing in flight and no request for this long is closed. */
 const DRAIN_IDLE_CLOSE_MS = 50;
+/** Invalidations are also taken this often when no request comes, so they do not pile up. */
+const INVALIDATION_DRAIN_MS = 100;
 
 const store = Store.open(data.dbFile, {
-  writeLock: new WriteLock(data.writeLock),
   readCacheEntries: data.limits.readCacheEntries,
   keepTombstones: data.keepTombstones,
   durability: data.durability,
-  maxStoreBytes: data.limits.maxStoreBytes,
   origin: data.daemonIndex,
 });
-const clock = new SharedClock(data.clock);
+const writer = new WriterLink(data.writerWaitMs);
+const commitCounter = new Int32Array(data.commitCounter);
+let invalidations: MessagePort | undefined;
+/** the writer's commit number up to which this processor's read cache has dropped the changed keys */
+let cacheSeen = 0;
+
+function useWriter(requests: MessagePort, changes: MessagePort): void {
+  invalidations?.close();
+  invalidations = changes;
+  // what the previous writer changed is not all known here: start the cache afresh
+  store.clearCache();
+  cacheSeen = Atomics.load(commitCounter, 0);
+  writer.attach(requests);
+}
+if (data.writer && data.invalidations) useWriter(data.writer, data.invalidations);
+
+/**
+ * Before serving reads: drop the cached keys of every commit the writer has
+ * finished. The writer posts a commit's keys before it publishes the
+ * commit's number and before it answers, so every write acknowledged before
+ * this call is either read here or its keys are already dropped.
+ */
+function syncCache(): void {
+  const target = Atomics.load(commitCounter, 0);
+  while (cacheSeen < target) {
+    const m = invalidations && receiveMessageOnPort(invalidations);
+    if (!m) {
+      // a commit of a writer this processor has no port for (being replaced)
+      store.clearCache();
+      cacheSeen = target;
+      return;
+    }
+    const inv = m.message as InvalidationMessage;
+    if (inv.n <= cacheSeen) continue;
+    store.invalidate(inv.keys);
+    cacheSeen = inv.n;
+  }
+}
+
 const connections = new Set<Connection>();
 let batchConnections: Connection[] = [];
 let batchScheduled = false;
-/** requests queued for the next batch, and how many were queued at the previous look */
-let batchRequests = 0;
-let batchRequestsSeen = 0;
-let batchDeferrals = 0;
-/**
- * Group commit: a batch with writes pays one fsync however many writes it
- * holds. When requests are still arriving, the batch waits up to this many
- * more event-loop turns (each reads whatever the sockets have by then)
- * instead of committing the first few alone.
- */
-const MAX_BATCH_DEFERRALS = 3;
 /** stop was asked: no new connections; open ones are served until idle or the drain deadline */
 let draining = false;
 /** the drain deadline passed: every request is refused with SHUTTING_DOWN */
@@ -93,20 +130,11 @@ function finishWait(key: string): void {
 
 const env: HandlerEnv = {
   store,
-  clock,
   shutdown(req: Request) {
     if (!data.allowShutdown || !isLoopback(req.remote)) return ErrorCode.NOT_ALLOWED;
     send({ type: 'shutdown-requested', from: req.remote });
     return 0 as const;
   },
-  onStoreError(e: StoreError) {
-    log('error', 'store write failed; batch rolled back and answered with STORE_FAILED', {
-      file: e.file,
-      sqliteCode: e.sqliteCode,
-      error: e.message,
-    });
-  },
-  onCommitted: data.reportKeyMisses ? () => send({ type: 'committed' }) : undefined,
   onKeyMiss: data.reportKeyMisses
     ? (key, readThrough) => {
         if (readThrough || reportedMisses.has(key) || reportedMisses.size >= MAX_REPORTED_MISSES) return;
@@ -130,7 +158,6 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   conn.inFlight++;
   if (conn.queued.length === 0) batchConnections.push(conn);
   conn.queued.push(req);
-  batchRequests++;
   if (!batchScheduled) {
     batchScheduled = true;
     setImmediate(runBatch);
@@ -138,34 +165,70 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
 }
 
 function runBatch(): void {
-  const arriving = batchRequests > batchRequestsSeen;
-  if (arriving && batchDeferrals < MAX_BATCH_DEFERRALS && batchConnections.some((c) => c.queued.some(isWrite))) {
-    batchDeferrals++;
-    batchRequestsSeen = batchRequests;
-    setImmediate(runBatch);
-    return;
-  }
   batchScheduled = false;
-  batchRequests = batchRequestsSeen = batchDeferrals = 0;
   const conns = batchConnections;
   batchConnections = [];
-  const batch: Request[] = [];
-  for (const c of conns) for (const r of c.queued) batch.push(r);
-  store.syncReadCache();
-  executeBatch(env, batch);
+  syncCache();
+  const handoff: Handoff = { requests: [], conns: [] };
+  const ops: WriteOp[] = [];
+  let n = 0;
   for (const conn of conns) {
-    for (const r of conn.queued) conn.outbox.push(r);
+    const before = ops.length;
+    for (const r of conn.queued) {
+      const op = writerOp(r, conn.opsAtWriter > 0);
+      if (op) {
+        ops.push(op);
+        handoff.requests.push(r);
+        conn.opsAtWriter++;
+      } else {
+        r.reply = executeLocal(env, r);
+      }
+      conn.outbox.push(r);
+    }
+    n += conn.queued.length;
     conn.queued = [];
+    if (ops.length > before) handoff.conns.push(conn);
     flush(conn);
   }
-  stats[StatSlot.requests] += batch.length;
+  stats[StatSlot.requests] += n;
+  if (ops.length > 0) writer.request({ type: 'ops', ops }, (answer) => commitResultArrived(handoff, answer));
+}
+
+/**
+ * The writer's answer for one hand-off arrived: build each request's reply
+ * from its result, then send the replies. The one place between "committed"
+ * and "answered".
+ */
+function commitResultArrived(handoff: Handoff, answer: WriterAnswer): void {
+  settleReplies(handoff, answer);
+  sendReplies(handoff);
+}
+
+function settleReplies(handoff: Handoff, answer: WriterAnswer): void {
+  if (answer?.type === 'done') {
+    handoff.requests.forEach((r, i) => (r.reply = replyFromResult(env, r, answer.results[i])));
+    return;
+  }
+  if (answer === null) log('error', 'the writer died with writes in flight; they are answered OUTCOME_UNKNOWN', { requests: handoff.requests.length });
+  else if (answer.type === 'failed') log('error', 'store write failed; batch rolled back and answered with STORE_FAILED', { file: data.dbFile, sqliteCode: answer.sqliteCode, error: answer.error });
+  // reads are answered again from committed state
+  syncCache();
+  for (const r of handoff.requests) r.reply = replyWithoutCommit(env, r, answer === null);
+}
+
+function sendReplies(handoff: Handoff): void {
+  for (const conn of handoff.conns) {
+    conn.opsAtWriter = 0;
+    for (const r of conn.outbox) if (r.reply === undefined) conn.opsAtWriter++;
+    flush(conn);
+  }
 }
 
 /** Sends the executed replies of a connection in request order, up to a READ_THROUGH GET still waiting. */
 function flush(conn: Connection): void {
   const box = conn.outbox;
   let n = 0;
-  while (n < box.length && box[n].awaitKey === undefined) n++;
+  while (n < box.length && box[n].reply !== undefined && box[n].awaitKey === undefined) n++;
   if (n > 0) {
     conn.inFlight -= n;
     if (!conn.socket.destroyed) {
@@ -186,17 +249,29 @@ function flush(conn: Connection): void {
     }
     box.splice(0, n);
   }
-  if (box.length > 0 && !conn.waiting) {
+  if (box.length > 0 && box[0].awaitKey !== undefined && !conn.waiting) {
     const head = box[0];
     conn.waiting = true;
     void keyFetched(head.awaitKey!).then(() => {
-      store.syncReadCache(); // the fetched key was written by another connection
+      syncCache(); // the fetched key was written by the writer
       head.reply = rereadGet(env, head);
       head.awaitKey = undefined;
       conn.waiting = false;
       flush(conn);
     });
-  } else if (box.length === 0 && refusing) conn.socket.end();
+  } else if (box.length === 0 && refusing) closeConnection(conn);
+}
+
+/**
+ * Closes a connection without reading from it again: a request that arrives
+ * after this is never read (the client sees the connection close), so every
+ * request that is read, and executed, is answered.
+ */
+function closeConnection(conn: Connection): void {
+  if (conn.closing) return;
+  conn.closing = true;
+  conn.socket.pause();
+  conn.socket.end(() => conn.socket.destroy());
 }
 
 const server = createServer({ noDelay: true }, (socket) => {
@@ -220,14 +295,17 @@ const server = createServer({ noDelay: true }, (socket) => {
     queued: [],
     outbox: [],
     waiting: false,
-    lastActivityMs: Date.now(),
+    opsAtWriter: 0,
+    closing: false,
+    lastActivityMs: performance.now(),
   };
   connections.add(conn);
   stats[StatSlot.connections] = connections.size;
   socket.setTimeout(data.limits.idleTimeoutMs, () => socket.destroy());
   socket.on('data', (chunk) => {
+    if (conn.closing) return;
     stats[StatSlot.bytesIn] += chunk.length;
-    conn.lastActivityMs = Date.now();
+    conn.lastActivityMs = performance.now();
     conn.reader.push(chunk, (buf, off) => enqueue(conn, buf, off));
   });
   socket.on('error', () => {
@@ -245,18 +323,22 @@ server.on('error', (e) => {
 });
 
 function beat(): void {
-  stats[StatSlot.heartbeatMs] = Date.now();
+  stats[StatSlot.beats]++;
 }
 beat();
 const heartbeat = setInterval(beat, data.heartbeatIntervalMs);
 const forgetMisses = setInterval(() => reportedMisses.clear(), 1000);
+const drainInvalidations = setInterval(syncCache, INVALIDATION_DRAIN_MS);
 
 server.listen({ host: data.host, port: data.port, reusePort: true, backlog: 4096 }, () => send({ type: 'ready' }));
 
 function shutdownNow(code: number): void {
   clearInterval(heartbeat);
   clearInterval(forgetMisses);
+  clearInterval(drainInvalidations);
   for (const c of connections) c.socket.destroy();
+  writer.close();
+  invalidations?.close();
   store.close();
   process.exit(code);
 }
@@ -270,19 +352,19 @@ function drain(timeoutMs: number): void {
   if (draining) return;
   draining = true;
   server.close();
-  const deadlineMs = Date.now() + timeoutMs;
+  const deadlineMs = performance.now() + timeoutMs;
   const poll = setInterval(() => {
-    const now = Date.now();
+    const now = performance.now();
     if (now >= deadlineMs && !refusing) {
       refusing = true;
-      for (const c of connections) if (c.inFlight === 0) c.socket.end();
+      for (const c of connections) if (c.inFlight === 0) closeConnection(c);
     }
     for (const c of connections) {
       const idle = c.inFlight === 0 && c.reader.bufferedBytes === 0 && now - c.lastActivityMs >= DRAIN_IDLE_CLOSE_MS;
-      if (idle && !c.socket.writableEnded) c.socket.end();
+      if (idle) closeConnection(c);
     }
     const flushed = [...connections].every((c) => c.socket.writableLength === 0);
-    if ((connections.size === 0 || (refusing && flushed)) && !batchScheduled) {
+    if ((connections.size === 0 || (refusing && flushed)) && !batchScheduled && writer.inFlight === 0) {
       clearInterval(poll);
       shutdownNow(0);
     }
@@ -292,6 +374,8 @@ function drain(timeoutMs: number): void {
 port.on('message', (m: ToProcessor) => {
   if (m.type === 'drain') drain(m.timeoutMs);
   else if (m.type === 'key-fetched') finishWait(m.key);
+  else if (m.type === 'writer') useWriter(m.port, m.invalidations);
+  else if (m.type === 'writer-down') writer.detach();
   else if (m.type === 'fault') {
     if (m.fault === 'crash') throw new Error('injected crash');
     // a hang: the event loop never turns again; only the heartbeat watch can see it
