@@ -10,7 +10,11 @@ export type AdminRequest =
   | { op: 'status' }
   | { op: 'resize'; port: number; processors: number }
   | { op: 'restart'; port: number }
-  | { op: 'fault'; port: number; slot: number | 'writer'; fault: 'crash' | 'hang' | 'crash-after-commit' };
+  | { op: 'fault'; port: number; slot: number | 'writer'; fault: WriterFault };
+
+/** Faults for tests: a processor takes crash and hang; the writer also the last two (slow-commit: its next transaction lasts `ms`). */
+export type WriterFault = 'crash' | 'hang' | 'crash-after-commit' | 'slow-commit';
+const FAULTS: readonly string[] = ['crash', 'hang', 'crash-after-commit', 'slow-commit'];
 
 export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
@@ -33,10 +37,10 @@ export function parseAdminRequest(raw: unknown): AdminRequest | string {
       if (!isInt(r.port)) return 'restart needs integer "port"';
       return { op: 'restart', port: r.port as number };
     case 'fault':
-      if (!isInt(r.port) || !(isInt(r.slot) || r.slot === 'writer') || (r.fault !== 'crash' && r.fault !== 'hang' && r.fault !== 'crash-after-commit')) {
-        return 'fault needs integer "port", "slot" (an integer or "writer") and "fault": "crash" | "hang" | "crash-after-commit" (writer only)';
+      if (!isInt(r.port) || !(isInt(r.slot) || r.slot === 'writer') || !FAULTS.includes(r.fault as string)) {
+        return 'fault needs integer "port", "slot" (an integer or "writer") and "fault": "crash" | "hang" | "crash-after-commit" | "slow-commit" (the last two: writer only)';
       }
-      return { op: 'fault', port: r.port as number, slot: r.slot as number | 'writer', fault: r.fault };
+      return { op: 'fault', port: r.port as number, slot: r.slot as number | 'writer', fault: r.fault as WriterFault };
     default:
       return `unknown op ${JSON.stringify(r.op)} (known: status, resize, restart, fault)`;
   }

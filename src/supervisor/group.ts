@@ -135,10 +135,9 @@ export class ProcessorGroup {
     this.memberLink = new WriterLink(config.supervision.startTimeoutMs);
   }
 
-  /** Starts the writer, then the configured processors; resolves when all listen, rejects if one fails to start. */
+  /** Starts the writer and the configured processors (they attach to it as it comes up); resolves when all are ready, rejects if one fails to start. */
   async start(): Promise<void> {
-    await this.spawnWriter();
-    const started = [];
+    const started = [this.spawnWriter()];
     for (let slot = 0; slot < this.target; slot++) started.push(this.spawn(slot).ready);
     await Promise.all(started);
     this.log('info', 'processor group ready', { port: this.group.port, dbFile: this.group.dbFile, processors: this.target });
@@ -473,7 +472,7 @@ export class ProcessorGroup {
   }
 
   /** Sends a fault to the writer (tests only; the supervisor checks the config). */
-  injectWriter(fault: 'crash' | 'hang' | 'crash-after-commit'): boolean {
+  injectWriter(fault: 'crash' | 'hang' | 'crash-after-commit' | 'slow-commit'): boolean {
     const w = this.writer;
     if (!w || w.state !== 'running') return false;
     w.worker.postMessage({ type: 'fault', fault } satisfies ToWriterThread);

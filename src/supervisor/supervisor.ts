@@ -18,6 +18,8 @@ export interface DaemonStatus {
   daemon: string;
   pid: number;
   uptimeMs: number;
+  /** heartbeat checks the supervisor has made (each judges every thread's beats) */
+  heartbeatChecks: number;
   groups: Array<GroupStatus & { storeBytes: number }>;
   /** this daemon's view of the cluster (the leader's view has every daemon); absent for a lone daemon */
   cluster?: ReturnType<ClusterMember['view']>;
@@ -40,6 +42,7 @@ export class Supervisor {
   private readonly storeBytes = new Map<number, () => number>();
   private admin: Server | undefined;
   private watch: NodeJS.Timeout | undefined;
+  private heartbeatChecks = 0;
   private readonly startedAtMs = performance.now();
   private stopped: Promise<void> | undefined;
   private member: ClusterMember | undefined;
@@ -118,6 +121,7 @@ export class Supervisor {
       // monotonic: a step of the wall clock must not make every thread look hung
       const now = performance.now();
       for (const g of this.groups) g.checkHeartbeats(now);
+      this.heartbeatChecks++;
     }, heartbeatIntervalMs);
     this.log('info', 'daemon ready', {
       ports: this.daemon.groups.map((g) => g.port),
@@ -145,7 +149,7 @@ export class Supervisor {
       case 'fault':
         if (!this.config.faultInjection) return { ok: false, error: 'fault injection is disabled in the config' };
         if (req.slot === 'writer') return this.group(req.port).injectWriter(req.fault) ? { ok: true } : { ok: false, error: 'no running writer' };
-        if (req.fault === 'crash-after-commit') return { ok: false, error: 'crash-after-commit is a writer fault' };
+        if (req.fault !== 'crash' && req.fault !== 'hang') return { ok: false, error: `${req.fault} is a writer fault` };
         return this.group(req.port).inject(req.slot, req.fault)
           ? { ok: true }
           : { ok: false, error: `no running processor in slot ${req.slot}` };
@@ -157,7 +161,8 @@ export class Supervisor {
     return {
       daemon: this.daemon.id,
       pid: process.pid,
-      uptimeMs: now - this.startedAtMs,
+      uptimeMs: Math.round(now - this.startedAtMs),
+      heartbeatChecks: this.heartbeatChecks,
       groups: this.groups.map((g) => ({ ...g.status(now), storeBytes: this.storeBytes.get(g.group.port)!() })),
       ...(this.member ? { cluster: this.member.view() } : {}),
     };

@@ -72,8 +72,11 @@ export type ToWriterThread =
   | { type: 'attach'; name: string; port: MessagePort; invalidations?: MessagePort }
   /** commit what is queued, close the file and exit */
   | { type: 'stop' }
-  /** tests only: crash now, hang, or crash after the next commit before answering it */
-  | { type: 'fault'; fault: 'crash' | 'hang' | 'crash-after-commit' };
+  /** tests only: crash now, hang, crash after the next commit before answering it, or make the next transaction last SLOW_COMMIT_FAULT_MS */
+  | { type: 'fault'; fault: 'crash' | 'hang' | 'crash-after-commit' | 'slow-commit' };
+
+/** How long the injected slow commit sits inside its transaction (a stalled disk). */
+export const SLOW_COMMIT_FAULT_MS = 1_500;
 
 export type FromWriterThread =
   | { type: 'ready' }

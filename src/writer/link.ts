@@ -43,7 +43,8 @@ export class WriterLink {
     this.port = port;
     port.on('message', (a: FromWriter) => this.answer(a));
     port.on('close', () => {
-      if (this.port === port) this.detach();
+      // its messages have all been delivered by now; (receiveMessageOnPort inside this event crashes Node 24)
+      if (this.port === port) this.detach(false);
     });
     const waiting = this.waiting;
     this.waiting = [];
@@ -54,11 +55,11 @@ export class WriterLink {
    * The writer is gone: answers it posted before it died are taken first;
    * everything still in flight is reported lost (outcome unknown).
    */
-  detach(): void {
+  detach(takeQueued = true): void {
     const port = this.port;
     if (!port) return;
     this.port = undefined;
-    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.answer(m.message as FromWriter);
+    if (takeQueued) for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.answer(m.message as FromWriter);
     port.close();
     const lost = [...this.pending.values()];
     this.pending.clear();

@@ -10,7 +10,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
 import { commitRequests } from './execute.ts';
-import { WriterSlot, type FromWriterThread, type InvalidationMessage, type ToWriter, type ToWriterThread, type WriterData } from './contract.ts';
+import { SLOW_COMMIT_FAULT_MS, WriterSlot, type FromWriterThread, type InvalidationMessage, type ToWriter, type ToWriterThread, type WriterData } from './contract.ts';
 
 const data = workerData as WriterData;
 const parent = parentPort!;
@@ -32,6 +32,7 @@ let commitScheduled = false;
 const invalidationPorts = new Map<string, MessagePort>();
 let stopping = false;
 let crashAfterCommit = false;
+let slowCommit = false;
 
 function onRequest(port: MessagePort, request: ToWriter): void {
   queue.push({ port, request });
@@ -49,6 +50,11 @@ function commit(): void {
   if (items.length === 0) return;
   const startedMs = performance.now();
   stats[WriterSlot.inCommit] = 1;
+  if (slowCommit) {
+    // the injected stall counts as time in the transaction, like an fsync on a stalled disk
+    slowCommit = false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SLOW_COMMIT_FAULT_MS);
+  }
   const outcome = commitRequests(
     store,
     clock,
@@ -102,6 +108,7 @@ parent.on('message', (m: ToWriterThread) => {
       if (!data.faultInjection) break;
       if (m.fault === 'crash') throw new Error('injected writer crash');
       if (m.fault === 'crash-after-commit') crashAfterCommit = true;
+      else if (m.fault === 'slow-commit') slowCommit = true;
       // a hang: the event loop never turns again; only the heartbeat watch can see it
       else for (;;);
       break;

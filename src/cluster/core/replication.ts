@@ -206,11 +206,11 @@ export class Replication {
         const q = this.queriesByReq.get(msg.reqId);
         if (!q || q.key !== msg.key || !q.awaiting.has(from) || !this.accepts(msg.reqId)) return;
         if (msg.entry !== null) {
-          const entry = msg.entry;
-          this.apply([entry], undefined, (_count, _doneMs, doneOut) => {
+          this.apply([msg.entry], undefined, (_count, _doneMs, doneOut) => {
             // completed meanwhile (deadline, another answer): nothing more to do
             if (this.queriesByReq.get(q.reqId) !== q) return;
-            this.complete(q, this.replica.get(q.key) ?? entry, doneOut);
+            // what the replica holds now (a tombstone purged meanwhile: nothing)
+            this.complete(q, this.replica.get(q.key) ?? null, doneOut);
           });
           return;
         }
