@@ -59,7 +59,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   const triggered = pm2('trigger', 'kvtest-b', 'resize', `${ports[1]}:3`);
   t.regex(triggered, /"ok":true/);
 
-  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number } }>;
+  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number; exit_code?: number } }>;
   t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
 
   // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed
@@ -81,10 +81,14 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   await waitFor('daemon a stopped', () => list().find((p) => p.name === 'kvtest-a')!.pid === 0, 15_000);
   const log = readFileSync(join(home, 'pm2', 'logs', 'kvtest-a-out.log'), 'utf8');
   t.regex(log, /SHUT_DOWN accepted/);
-  // give pm2 time in which a restart would have happened (its backoff starts at 200 ms)
-  await new Promise((r) => setTimeout(r, 1_000));
-  const a = list().find((p) => p.name === 'kvtest-a')!;
+  // pm2 decides in the same step that records the exit: a code in stop_exit_codes leaves the app
+  // 'stopped'; any other code would have made it 'waiting restart' (its backoff) instead
+  const a = await waitFor('pm2 recorded the exit of kvtest-a', () => {
+    const p = list().find((x) => x.name === 'kvtest-a')!;
+    return p.pm2_env.exit_code === 10 ? p : undefined;
+  }, 15_000);
   t.is(a.pid, 0);
+  t.is(a.pm2_env.status, 'stopped');
   t.is(a.pm2_env.restart_time, 0);
   await t.throwsAsync(requestOnce(ports[0], { command: Command.CHK }));
   t.is((await requestOnce(ports[2], { command: Command.CHK })).command, Command.OK);
