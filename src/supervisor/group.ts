@@ -48,6 +48,8 @@ interface WriterThread {
   worker: Worker;
   stats: Float64Array;
   watch: HeartbeatWatch;
+  /** progress of the WAL syncs while one is in flight (a stalled disk) */
+  syncWatch: HeartbeatWatch | undefined;
   state: ProcessorState;
   hung: boolean;
   stopping: boolean;
@@ -70,6 +72,9 @@ export interface WriterStatus {
   commitMsTotal: number;
   commitMsMean: number;
   commitMsMax: number;
+  /** WAL fdatasyncs (durability full) and their mean duration */
+  syncs: number;
+  syncMsMean: number;
   batchMax: number;
 }
 
@@ -165,6 +170,7 @@ export class ProcessorGroup {
       worker,
       stats,
       watch: new HeartbeatWatch(this.config.supervision.heartbeatIntervalMs, performance.now(), 0),
+      syncWatch: undefined,
       state: 'starting',
       hung: false,
       stopping: false,
@@ -377,13 +383,18 @@ export class ProcessorGroup {
     const w = this.writer;
     if (w && w.state === 'running' && !w.hung) {
       const busy = w.stats[WriterSlot.inCommit] === 1;
+      const syncsDone = w.stats[WriterSlot.syncsDone];
+      if (w.stats[WriterSlot.syncsStarted] > syncsDone) w.syncWatch ??= new HeartbeatWatch(heartbeatIntervalMs, nowMs, syncsDone);
+      else w.syncWatch = undefined;
+      let why: string | undefined;
       if (w.watch.check(nowMs, w.stats[WriterSlot.beats], limitMs, busy, writerStallLimitMs)) {
+        why = busy ? 'writer stuck in one transaction; terminating it' : 'writer missed its heartbeats; terminating it';
+      } else if (w.syncWatch?.check(nowMs, syncsDone, writerStallLimitMs)) {
+        why = 'writer\'s WAL sync has not finished (a stalled disk); terminating it';
+      }
+      if (why) {
         w.hung = true;
-        this.log('error', busy ? 'writer stuck in one transaction; terminating it' : 'writer missed its heartbeats; terminating it', {
-          port: this.group.port,
-          silentMs: w.watch.silentForMs,
-          limitMs: busy ? writerStallLimitMs : limitMs,
-        });
+        this.log('error', why, { port: this.group.port, silentMs: Math.max(w.watch.silentForMs, w.syncWatch?.silentForMs ?? 0), limitMs: busy || w.syncWatch ? writerStallLimitMs : limitMs });
         void w.worker.terminate();
       }
     }
@@ -532,6 +543,8 @@ export class ProcessorGroup {
       commitMsTotal,
       commitMsMean: commits > 0 ? commitMsTotal / commits : 0,
       commitMsMax: Math.max(this.retiredWriter[WriterSlot.commitMsMax], w ? w.stats[WriterSlot.commitMsMax] : 0),
+      syncs: total(WriterSlot.syncsDone),
+      syncMsMean: total(WriterSlot.syncsDone) > 0 ? total(WriterSlot.syncMsTotal) / total(WriterSlot.syncsDone) : 0,
       batchMax: Math.max(this.retiredWriter[WriterSlot.batchMax], w ? w.stats[WriterSlot.batchMax] : 0),
     };
   }

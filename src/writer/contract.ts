@@ -95,11 +95,15 @@ export const WriterSlot = {
   requests: 3,
   /** ops and applied entries committed */
   ops: 4,
-  /** total ms spent in transactions (BEGIN to COMMIT, fsync included) */
+  /** total ms spent in transactions (BEGIN to COMMIT; the WAL sync of durability full runs after, see syncMsTotal) */
   commitMsTotal: 5,
   commitMsMax: 6,
   /** most requests in one commit */
   batchMax: 7,
   failedCommits: 8,
+  /** WAL fdatasyncs started and finished (durability full); a gap that stops moving is a stalled disk */
+  syncsStarted: 9,
+  syncsDone: 10,
+  syncMsTotal: 11,
 } as const;
-export const WRITER_SLOTS = 9;
+export const WRITER_SLOTS = 12;

@@ -5,7 +5,16 @@
 // the next requests queue on the ports, so the next commit takes them all.
 // After each commit it tells every processor which keys changed (their read
 // caches drop those keys) before it answers anyone.
+//
+// Durability "full": SQLite commits without syncing (synchronous=NORMAL) and
+// the writer fdatasyncs the WAL itself, asynchronously, answering a commit's
+// requests only when a sync that started after that commit has finished.
+// While one commit's sync runs, the next commit is made and its sync starts:
+// each request waits for about one sync, not for the sync of the commit
+// before it as well. (Committed data is visible to reads before its sync
+// completes; see docs/architecture.md.)
 
+import { fdatasync, openSync } from 'node:fs';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
@@ -19,7 +28,8 @@ const commitCounter = new Int32Array(data.commitCounter);
 const send = (m: FromWriterThread) => parent.postMessage(m);
 
 const store = Store.open(data.dbFile, {
-  durability: data.durability,
+  // full: this thread syncs the WAL after each commit, off the event loop
+  durability: 'normal',
   maxStoreBytes: data.maxStoreBytes,
   origin: data.daemonIndex,
   keepTombstones: data.keepTombstones,
@@ -33,10 +43,16 @@ const invalidationPorts = new Map<string, MessagePort>();
 let stopping = false;
 let crashAfterCommit = false;
 let slowCommit = false;
+const syncCommits = data.durability === 'full';
+/** the WAL, opened once it exists: fdatasync of any descriptor of the file makes its written pages durable */
+let walFd: number | undefined;
+/** WAL syncs in flight; a new commit waits while this many run (the queue gathers meanwhile) */
+let syncsInFlight = 0;
+const MAX_SYNCS_IN_FLIGHT = 2;
 
 function onRequest(port: MessagePort, request: ToWriter): void {
   queue.push({ port, request });
-  if (!commitScheduled) {
+  if (!commitScheduled && syncsInFlight < MAX_SYNCS_IN_FLIGHT) {
     commitScheduled = true;
     // the rest of what the ports hold arrives in this turn: one commit takes it all
     setImmediate(commit);
@@ -78,9 +94,32 @@ function commit(): void {
     for (const p of invalidationPorts.values()) p.postMessage(msg);
     Atomics.store(commitCounter, 0, n);
   }
-  for (let i = 0; i < items.length; i++) items[i].port.postMessage(outcome.answers[i]);
   if (outcome.localWrites) send({ type: 'committed' });
-  if (stopping && queue.length === 0) finish();
+  const answer = () => {
+    for (let i = 0; i < items.length; i++) items[i].port.postMessage(outcome.answers[i]);
+  };
+  if (!syncCommits || (outcome.changedKeys.size === 0 && !items.some((i) => i.request.type === 'apply'))) {
+    answer();
+  } else {
+    walFd ??= openSync(`${data.dbFile}-wal`, 'r+');
+    syncsInFlight++;
+    stats[WriterSlot.syncsStarted]++;
+    const syncStartedMs = performance.now();
+    fdatasync(walFd, (e) => {
+      syncsInFlight--;
+      stats[WriterSlot.syncsDone]++;
+      stats[WriterSlot.syncMsTotal] += performance.now() - syncStartedMs;
+      // a failed sync leaves committed pages of unknown durability: stop (as PostgreSQL does); what is in flight is answered OUTCOME_UNKNOWN
+      if (e) throw new Error(`fdatasync of the WAL failed: ${e.message}`);
+      answer();
+      if (queue.length > 0 && !commitScheduled) {
+        commitScheduled = true;
+        setImmediate(commit);
+      }
+      if (stopping && queue.length === 0 && syncsInFlight === 0) finish();
+    });
+  }
+  if (stopping && queue.length === 0 && syncsInFlight === 0) finish();
 }
 
 function finish(): void {
@@ -102,7 +141,7 @@ parent.on('message', (m: ToWriterThread) => {
     }
     case 'stop':
       stopping = true;
-      if (!commitScheduled) finish();
+      if (!commitScheduled && syncsInFlight === 0) finish();
       break;
     case 'fault':
       if (!data.faultInjection) break;
