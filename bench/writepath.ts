@@ -1,4 +1,4 @@
-// `npm run bench:writepath [-- --quick] [--runs N] [--duration S] [--connections N] [--out FILE]`
+// `npm run bench:writepath [-- --quick] [--runs N] [--duration S] [--connections N] [--only REGEX] [--out FILE]`
 //
 // The write path against the strongest baselines, all driven by one closed-loop
 // C load generator (bench/native/loadgen.c: one thread per connection, one
@@ -31,6 +31,7 @@ const { values: v } = parseArgs({
     runs: { type: 'string' },
     duration: { type: 'string' },
     connections: { type: 'string' },
+    only: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -114,7 +115,11 @@ const median = (xs: Measured[]): Measured => {
   return sorted[Math.floor(sorted.length / 2)];
 };
 
-async function measure(name: string, generator: 'C' | 'Node', conns: number, once: () => Promise<Measured>): Promise<Row> {
+const only = v.only ? new RegExp(v.only, 'i') : undefined;
+const wanted = (name: string) => !only || only.test(name);
+
+async function measure(name: string, generator: 'C' | 'Node', conns: number, once: () => Promise<Measured>): Promise<Row | undefined> {
+  if (!wanted(name)) return undefined;
   const rs: Measured[] = [];
   for (let i = 0; i < runs; i++) rs.push(await once());
   const row = { name, generator, connections: conns, runs: rs, median: median(rs) };
@@ -123,7 +128,8 @@ async function measure(name: string, generator: 'C' | 'Node', conns: number, onc
   return row;
 }
 
-async function withServer<T>(start: () => Promise<Server>, body: (s: Server) => Promise<T>): Promise<T> {
+async function withServer<T>(start: () => Promise<Server>, body: (s: Server) => Promise<T>, names: string[]): Promise<T | undefined> {
+  if (!names.some(wanted)) return undefined;
   const s = await start();
   try {
     return await body(s);
@@ -169,11 +175,11 @@ async function main(): Promise<void> {
   await withServer(cEcho, async (s) => {
     await measure('C epoll echo (the machine\'s ceiling)', 'C', connections, () => cLoad([s.port], 'kv', 'get', connections));
     await measure('C epoll echo (the machine\'s ceiling)', 'Node', connections, () => nodeLoad(s.port, connections));
-  });
-  await withServer(startPlainEcho, (s) => measure('plain Node echo, one write per frame', 'C', connections, () => cLoad([s.port], 'kv', 'get', connections)));
+  }, ['C epoll echo']);
+  await withServer(startPlainEcho, (s) => measure('plain Node echo, one write per frame', 'C', connections, () => cLoad([s.port], 'kv', 'get', connections)), ['plain Node echo']);
 
   const file1 = join(dataDir, 'p1.sqlite');
-  preload(file1, [KEYS]);
+  if (wanted('kv GET, 1 processor') || wanted('kv PUT, 1 processor')) preload(file1, [KEYS]);
   await withServer(
     () => startDaemon({ processors: 1, dbFile: file1, dataDir }),
     async (s) => {
@@ -181,18 +187,23 @@ async function main(): Promise<void> {
       await measure('kv PUT, 1 processor (full)', 'C', connections, () => cLoad([s.port], 'kv', 'put', connections));
       await measure(`kv PUT, 1 processor (full), ${P99_CLIENTS} clients`, 'C', P99_CLIENTS, () => cLoad([s.port], 'kv', 'put', P99_CLIENTS));
     },
+    ['kv GET, 1 processor', 'kv PUT, 1 processor'],
   );
   const file2 = join(dataDir, 'p2.sqlite');
-  preload(file2, [KEYS]);
+  if (wanted('kv PUT, 2 processors')) preload(file2, [KEYS]);
   await withServer(
     () => startDaemon({ processors: 2, dbFile: file2, dataDir }),
     (s) => measure('kv PUT, 2 processors on one file (full)', 'C', connections, () => cLoad([s.port], 'kv', 'put', connections)),
+    ['kv PUT, 2 processors'],
   );
-  const members = await defaultDeployment();
-  try {
-    await measure('kv PUT, default deployment (3 daemons × 2 processors, cluster)', 'C', connections, () => cLoad(members.map((m) => m.port), 'kv', 'put', connections));
-  } finally {
-    await Promise.all(members.map((m) => m.stop()));
+  const deployment = 'kv PUT, default deployment (3 daemons × 2 processors, cluster)';
+  if (wanted(deployment)) {
+    const members = await defaultDeployment();
+    try {
+      await measure(deployment, 'C', connections, () => cLoad(members.map((m) => m.port), 'kv', 'put', connections));
+    } finally {
+      await Promise.all(members.map((m) => m.stop()));
+    }
   }
   const haveRedis = which('redis-server');
   if (haveRedis) {
@@ -202,10 +213,12 @@ async function main(): Promise<void> {
         await measure('Redis, no persistence: GET', 'C', connections, () => cLoad([s.port], 'resp', 'get', connections));
         await measure('Redis, no persistence: SET', 'C', connections, () => cLoad([s.port], 'resp', 'put', connections));
       },
+      ['Redis, no persistence'],
     );
     await withServer(
       () => redis(true),
       (s) => measure('Redis, appendfsync always: SET', 'C', connections, () => cLoad([s.port], 'resp', 'put', connections)),
+      ['Redis, appendfsync always'],
     );
   }
   report(haveRedis);

@@ -9,7 +9,7 @@ import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, erro
 import { Store } from '../store/store.ts';
 import { WriterLink, type WriterAnswer } from '../writer/link.ts';
 import type { InvalidationMessage, WriteOp } from '../writer/contract.ts';
-import { executeLocal, replyFromResult, replyWithoutCommit, rereadGet, writerOp, type HandlerEnv, type Request } from './handler.ts';
+import { executeLocal, isWrite, replyFromResult, replyWithoutCommit, rereadGet, writerOp, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
 
 const data = workerData as ProcessorData;
@@ -95,6 +95,16 @@ function syncCache(): void {
 const connections = new Set<Connection>();
 let batchConnections: Connection[] = [];
 let batchScheduled = false;
+/** requests queued for the next batch, and how many were queued at the previous look */
+let batchRequests = 0;
+let batchRequestsSeen = 0;
+let batchDeferrals = 0;
+/**
+ * A batch with writes waits up to this many more event-loop turns while
+ * requests are still arriving (each turn reads whatever the sockets hold by
+ * then), so one hand-off to the writer carries more writes.
+ */
+const MAX_BATCH_DEFERRALS = 3;
 /** stop was asked: no new connections; open ones are served until idle or the drain deadline */
 let draining = false;
 /** the drain deadline passed: every request is refused with SHUTTING_DOWN */
@@ -158,6 +168,7 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   conn.inFlight++;
   if (conn.queued.length === 0) batchConnections.push(conn);
   conn.queued.push(req);
+  batchRequests++;
   if (!batchScheduled) {
     batchScheduled = true;
     setImmediate(runBatch);
@@ -165,6 +176,14 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
 }
 
 function runBatch(): void {
+  const arriving = batchRequests > batchRequestsSeen;
+  if (arriving && batchDeferrals < MAX_BATCH_DEFERRALS && batchConnections.some((c) => c.queued.some(isWrite))) {
+    batchDeferrals++;
+    batchRequestsSeen = batchRequests;
+    setImmediate(runBatch);
+    return;
+  }
+  batchRequests = batchRequestsSeen = batchDeferrals = 0;
   batchScheduled = false;
   const conns = batchConnections;
   batchConnections = [];
