@@ -33,15 +33,15 @@ export interface Limits {
   idleTimeoutMs: number;
   /** a connection whose unread replies exceed this stops being read until the client catches up */
   maxPendingReplyBytesPerConnection: number;
-  /** SQLite file size cap (0 = none); a write past it fails with STORE_FAILED */
+  /** cap on the SQLite file and its WAL together (0 = none); a write past it fails with STORE_FAILED */
   maxStoreBytes: number;
-  /** keys each processor keeps in memory after reading them (0 = none); dropped when another thread or process commits */
+  /** keys each processor keeps in memory after reading them (0 = none); a key is dropped when the writer says a commit changed it */
   readCacheEntries: number;
 }
 
 export interface Supervision {
   heartbeatIntervalMs: number;
-  /** a processor whose heartbeat is older than heartbeatIntervalMs * heartbeatMissLimit is hung */
+  /** a processor or writer that misses heartbeatIntervalMs * heartbeatMissLimit of beats while the supervisor runs is hung */
   heartbeatMissLimit: number;
   restartBackoffInitialMs: number;
   restartBackoffMaxMs: number;
