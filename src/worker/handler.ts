@@ -56,8 +56,7 @@ export function writerOp(req: Request, afterWrite: boolean): WriteOp | undefined
   const isStoreRead = READ_KINDS[f.command] !== undefined;
   if (!isWrite(req) && !(afterWrite && isStoreRead)) return undefined;
   if (validateRequest(f)) return undefined;
-  // a copy with its own buffer: posting a view would copy the whole socket chunk behind it
-  if (f.command === Command.PUT) return { kind: OpKind.PUT, key: f.key, value: new Uint8Array(f.value) };
+  if (f.command === Command.PUT) return { kind: OpKind.PUT, key: f.key, value: f.value };
   if (f.command === Command.DEL) return { kind: OpKind.DEL, key: f.key };
   return { kind: READ_KINDS[f.command]!, key: f.key };
 }

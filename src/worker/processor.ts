@@ -8,6 +8,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
 import { Store } from '../store/store.ts';
 import { WriterLink, type WriterAnswer } from '../writer/link.ts';
+import { decodeResults, encodeOps } from '../writer/ops-codec.ts';
 import type { InvalidationMessage, WriteOp } from '../writer/contract.ts';
 import { executeLocal, isWrite, replyFromResult, replyWithoutCommit, rereadGet, writerOp, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
@@ -210,7 +211,7 @@ function runBatch(): void {
     flush(conn);
   }
   stats[StatSlot.requests] += n;
-  if (ops.length > 0) writer.request({ type: 'ops', ops }, (answer) => commitResultArrived(handoff, answer));
+  if (ops.length > 0) writer.request({ type: 'ops', ops: encodeOps(ops) }, (answer) => commitResultArrived(handoff, answer));
 }
 
 /**
@@ -225,7 +226,8 @@ function commitResultArrived(handoff: Handoff, answer: WriterAnswer): void {
 
 function settleReplies(handoff: Handoff, answer: WriterAnswer): void {
   if (answer?.type === 'done') {
-    handoff.requests.forEach((r, i) => (r.reply = replyFromResult(env, r, answer.results[i])));
+    const results = decodeResults(answer.results);
+    handoff.requests.forEach((r, i) => (r.reply = replyFromResult(env, r, results[i])));
     return;
   }
   if (answer === null) log('error', 'the writer died with writes in flight; they are answered OUTCOME_UNKNOWN', { requests: handoff.requests.length });

@@ -48,15 +48,16 @@ export interface OpResult {
 }
 
 export type ToWriter =
-  /** a processor's ops (writes, and reads that must see the connection's earlier writes) */
-  | { type: 'ops'; id: number; ops: WriteOp[] }
+  /** a processor's ops (writes, and reads that must see the connection's earlier writes), encoded by ops-codec.ts */
+  | { type: 'ops'; id: number; ops: Uint8Array }
   /** replicated or repaired entries, last writer wins; with `source`, the peer cursor saved in the same transaction */
   | { type: 'apply'; id: number; entries: Entry[]; source?: { peer: string; cursor: string } }
   /** remove tombstones of this file's stream at or before `upToSeq` */
   | { type: 'purge'; id: number; upToSeq: bigint };
 
 export type FromWriter =
-  | { type: 'done'; id: number; results: OpResult[] }
+  /** one result per op, encoded by ops-codec.ts */
+  | { type: 'done'; id: number; results: Uint8Array }
   | { type: 'applied'; id: number; count: number }
   /** the transaction holding the request was rolled back: nothing of it is applied */
   | { type: 'failed'; id: number; error: string; sqliteCode?: string };

@@ -6,6 +6,7 @@
 import type { SharedClock } from '../store/clock.ts';
 import { StoreError, type Store, type Versioned } from '../store/store.ts';
 import { OpKind, type FromWriter, type OpResult, type ToWriter } from './contract.ts';
+import { decodeOps, encodeResults } from './ops-codec.ts';
 
 export interface CommitOutcome {
   /** one answer per request, in order */
@@ -36,7 +37,7 @@ export function commitRequests(store: Store, clock: SharedClock, requests: ToWri
         switch (r.type) {
           case 'ops': {
             const results: OpResult[] = [];
-            for (const op of r.ops) {
+            for (const op of decodeOps(r.ops)) {
               ops++;
               switch (op.kind) {
                 case OpKind.PUT: {
@@ -68,7 +69,7 @@ export function commitRequests(store: Store, clock: SharedClock, requests: ToWri
                   break;
               }
             }
-            return { type: 'done', id: r.id, results };
+            return { type: 'done', id: r.id, results: encodeResults(results) };
           }
           case 'apply': {
             let count = 0;

@@ -66,6 +66,7 @@ export class WriterLink {
     for (const cb of lost) cb(null);
   }
 
+  /** Sends `request`; an encoded 'ops' buffer is transferred (it is not usable here afterwards). */
   request(request: Request, callback: Callback): void {
     if (!this.port) {
       this.waiting.push({ request, callback, sinceMs: performance.now() });
@@ -73,7 +74,7 @@ export class WriterLink {
     }
     const id = this.nextId++;
     this.pending.set(id, callback);
-    this.port.postMessage({ ...request, id } as ToWriter);
+    this.port.postMessage({ ...request, id } as ToWriter, request.type === 'ops' ? [request.ops.buffer as ArrayBuffer] : []);
   }
 
   close(): void {

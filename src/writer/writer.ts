@@ -96,7 +96,10 @@ function commit(): void {
   }
   if (outcome.localWrites) send({ type: 'committed' });
   const answer = () => {
-    for (let i = 0; i < items.length; i++) items[i].port.postMessage(outcome.answers[i]);
+    for (let i = 0; i < items.length; i++) {
+      const a = outcome.answers[i];
+      items[i].port.postMessage(a, a.type === 'done' ? [a.results.buffer as ArrayBuffer] : []);
+    }
   };
   if (!syncCommits || (outcome.changedKeys.size === 0 && !items.some((i) => i.request.type === 'apply'))) {
     answer();
