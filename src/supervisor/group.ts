@@ -109,6 +109,8 @@ export class ProcessorGroup {
   private readonly commitCounter = new SharedArrayBuffer(4);
   private writer: WriterThread | undefined;
   private writerRestarts = 0;
+  /** channels handed out to processors, for unique names at the writer */
+  private attachments = 0;
   private pendingWriterRestart: NodeJS.Timeout | undefined;
   /** counters of writers that have exited, so totals never go down */
   private retiredWriter = new Float64Array(WRITER_SLOTS);
@@ -240,26 +242,28 @@ export class ProcessorGroup {
   }
 
   /** Gives a processor its own channels to the current writer (requests, and invalidations). */
-  private writerChannels(p: { slot: number; threadId: number }): { port: MessagePort; invalidations: MessagePort } | undefined {
+  private writerChannels(slot: number): { port: MessagePort; invalidations: MessagePort } | undefined {
     const w = this.writer;
     if (!w || w.state === 'exited') return undefined;
     const requests = new MessageChannel();
     const invalidations = new MessageChannel();
+    // unique per attachment: a replacement and the processor it replaces can share a slot for a while
+    const name = `processor ${slot} #${++this.attachments}`;
     w.worker.postMessage(
-      { type: 'attach', name: `processor ${p.slot}/${p.threadId}`, port: requests.port2, invalidations: invalidations.port2 } satisfies ToWriterThread,
+      { type: 'attach', name, port: requests.port2, invalidations: invalidations.port2 } satisfies ToWriterThread,
       [requests.port2, invalidations.port2],
     );
     return { port: requests.port1, invalidations: invalidations.port1 };
   }
 
   private attachProcessor(p: Processor): void {
-    const ch = this.writerChannels({ slot: p.slot, threadId: p.worker.threadId });
+    const ch = this.writerChannels(p.slot);
     if (ch) p.worker.postMessage({ type: 'writer', ...ch } satisfies ToProcessor, [ch.port, ch.invalidations]);
   }
 
   private spawn(slot: number): Processor {
     const stats = new Float64Array(new SharedArrayBuffer(STAT_SLOTS * 8));
-    const channels = this.writerChannels({ slot, threadId: -1 - slot });
+    const channels = this.writerChannels(slot);
     const data: ProcessorData = {
       daemonId: this.daemon.id,
       daemonIndex: this.daemonIndex,
