@@ -87,3 +87,25 @@ test('a writer in a transaction longer than the heartbeat limit (a slow fsync) i
   t.is(w.threadId, before.threadId);
   t.notRegex(d.output(), /terminating it/);
 });
+
+test('pipelined on one connection, each read sees exactly the writes sent before it (reads behind a write in flight go through the writer)', async (t) => {
+  const d = await startDaemon({ processors: 1 });
+  t.teardown(() => d.stop());
+  const conn = await PersistentConnection.open(d.ports[0]);
+  t.teardown(() => conn.close());
+  const sent: Array<Promise<{ command: number; value: Uint8Array }>> = [];
+  for (let i = 0; i < 50; i++) {
+    sent.push(conn.send({ command: Command.PUT, key: 'p', value: Buffer.from(`v${i}`) }));
+    sent.push(conn.send({ command: Command.GET, key: 'p' }));
+    sent.push(conn.send({ command: Command.GET_TS, key: 'p' }));
+  }
+  const replies = await Promise.all(sent);
+  for (let i = 0; i < 50; i++) {
+    const put = replies[3 * i];
+    const get = replies[3 * i + 1];
+    t.is(put.command, i === 0 ? Command.NO_VAL : Command.OK);
+    if (i > 0) t.is(text(put), `v${i - 1}`, `PUT ${i} returns the value of PUT ${i - 1}`);
+    t.is(text(get), `v${i}`, `the GET after PUT ${i} reads it`);
+    t.is(replies[3 * i + 2].command, Command.OK);
+  }
+});
