@@ -1,7 +1,9 @@
 // A processor: one worker thread that listens on its group's port with
 // SO_REUSEPORT (the kernel spreads connections over the group's processors),
-// reads 4096-byte frames, executes them in batches on the store and writes
-// the replies. Heartbeat and counters go to shared memory for the supervisor.
+// reads 4096-byte frames in batches, answers reads from its own connection to
+// the store, hands writes to the group's writer thread and replies once the
+// writer has committed them. Heartbeat and counters go to shared memory for
+// the supervisor.
 
 import { createServer, type Socket } from 'node:net';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
