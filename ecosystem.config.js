@@ -41,7 +41,7 @@ export const apps = (config.daemons ?? []).filter((d) => isLocal(d.host)).map((d
   // the supervisor sends 'ready' once its processors listen
   wait_ready: true,
   listen_timeout: 20000,
-  // SIGTERM → drain in-flight requests and close the stores; keep above drainTimeoutMs
+  // SIGTERM → drain in-flight requests, let the peers pull, close the stores: up to twice drainTimeoutMs; keep above that
   kill_timeout: 5000,
   // exit 10 = stopped by a SHUT_DOWN request: do not restart. Not 0: pm2 reports a
   // process killed by a signal (kill -9) as code 0, and that one must come back.

@@ -3,13 +3,15 @@
 // in its own process on a free loopback port. Every process started here is
 // remembered and stopped by PID, also on Ctrl-C and on errors.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { freePorts } from '../test/helpers/ports.ts';
 import { join } from 'node:path';
 
 const DAEMON_MAIN = new URL('../src/supervisor/main.ts', import.meta.url).pathname;
 const ECHO_MAIN = new URL('./echo-server.ts', import.meta.url).pathname;
+const PLAIN_ECHO_MAIN = new URL('./plain-echo.ts', import.meta.url).pathname;
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -162,4 +164,48 @@ export function cpuTimeUs(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Starts the plain Node echo (one thread, one write per frame). */
+export async function startPlainEcho(): Promise<Server> {
+  const [port] = await freePorts(1);
+  return launch(PLAIN_ECHO_MAIN, [String(port)], {}, [], 'plain Node echo', port);
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+async function listening(port: number, deadlineMs: number): Promise<boolean> {
+  while (performance.now() < deadlineMs) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, HOST, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/** Starts a program that is not Node (the C echo, redis-server) and waits until it listens on `port`. */
+export async function startProgram(command: string, args: string[], what: string, port: number): Promise<Server> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.set(child.pid!, child);
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  const exited = new Promise<boolean>((resolve) => child.once('exit', () => resolve(false)));
+  const up = await Promise.race([listening(port, performance.now() + READY_TIMEOUT_MS), exited]);
+  if (!up) {
+    await stopChild(child);
+    throw new Error(`${what} did not start:\n${output}`);
+  }
+  return {
+    pid: child.pid!,
+    port,
+    stop: () => stopChild(child),
+    kill: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      process.kill(child.pid!, 'SIGKILL');
+    }),
+  };
 }

@@ -36,6 +36,7 @@ class Cluster {
   }
 
   start(id: string, replica: MemoryReplica, hard: HardState, clockOffsetMs: number): Member {
+    replica.completed = []; // a fresh core has its own tickets
     const m: Member = { id, replica, hard, events: [], clockOffsetMs, core: undefined as unknown as ClusterNode };
     m.core = new ClusterNode({
       self: id,
@@ -68,6 +69,12 @@ class Cluster {
 
   step(ms = 5): void {
     this.nowMs += ms;
+    // applies handed to a replica in the previous step are reported now (the daemon's writer answers later too)
+    for (const m of this.members.values()) {
+      const done = m.replica.completed;
+      m.replica.completed = [];
+      for (const c of done) this.handle(m, m.core.applied(c.ticket, c.count, this.nowMs));
+    }
     const due = this.queue;
     this.queue = [];
     for (const { from, to, msg } of due) {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bucketOf } from '../src/cluster/core/index.ts';
 import { SqliteReplica } from '../src/cluster/sqlite-replica.ts';
+import { WriterLink } from '../src/writer/link.ts';
 import { SharedClock } from '../src/store/clock.ts';
 import { bucketOfHash, fnv1a, hashRange } from '../src/store/key-hash.ts';
 import { Store } from '../src/store/store.ts';
@@ -39,7 +40,10 @@ test('a bucket is listed page by page from the index: every row of the bucket on
     for (const k of keys) store.put(k, Buffer.from(k), stamp);
     for (const k of keys.slice(0, 300)) store.del(k, stamp);
   });
-  const replica = new SqliteReplica(store, new SharedClock(), { digestMaxAgeMs: 1000 });
+  // listing is a read: the writer link is never used here
+  const link = new WriterLink(1000);
+  t.teardown(() => link.close());
+  const replica = new SqliteReplica(store, new SharedClock(), link, { digestMaxAgeMs: 1000, onApplied: () => {}, onFailed: () => {} });
   const buckets = 16;
   const seen = new Set<string>();
   for (let b = 0; b < buckets; b++) {

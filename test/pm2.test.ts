@@ -64,7 +64,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   t.regex(triggered, /"ok":true/);
 
   type Monitor = Record<string, { value: unknown; unit?: string }>;
-  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number; axm_monitor?: Monitor } }>;
+  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number; exit_code?: number; axm_monitor?: Monitor } }>;
 
   // the daemons' own figures reach pm2 (pm2 monit / pm2 show) through @pm2/io
   const monitors = await waitFor('pm2 has every daemon\'s figures, one leader, keys counted', () => {
@@ -119,9 +119,13 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   await waitFor('daemon a stopped', () => list().find((p) => p.name === 'kvtest-a')!.pid === 0, 15_000);
   const log = readFileSync(join(home, 'pm2', 'logs', 'kvtest-a-out.log'), 'utf8');
   t.regex(log, /SHUT_DOWN accepted/);
-  // give pm2 time in which a restart would have happened (its backoff starts at 200 ms)
-  await new Promise((r) => setTimeout(r, 1_000));
-  const a = list().find((p) => p.name === 'kvtest-a')!;
+  // pm2 decides in the step that records the exit code: for a code in stop_exit_codes it sets the
+  // pid to 0 there and schedules nothing; for any other code the old pid stays until the restart
+  // (its status reads 'waiting restart' in both cases, because a backoff is configured)
+  const a = await waitFor('pm2 recorded the exit of kvtest-a', () => {
+    const p = list().find((x) => x.name === 'kvtest-a')!;
+    return p.pm2_env.exit_code === 10 ? p : undefined;
+  }, 15_000);
   t.is(a.pid, 0);
   t.is(a.pm2_env.restart_time, 0);
   await t.throwsAsync(requestOnce(ports[0], { command: Command.CHK }));

@@ -16,20 +16,23 @@ const stamp = (() => {
 })();
 const text = (v: { value: Uint8Array } | undefined) => (v ? Buffer.from(v.value).toString() : undefined);
 
-test('store: own writes are seen at once, other connections\' commits after syncReadCache, rolled-back reads are dropped', (t) => {
+test('store: a cached key is served until invalidated, then read again; clearCache drops all; rolled-back reads are dropped', (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'kv-cache-')), 'c.sqlite');
   const cached = Store.open(file, { durability: 'normal', readCacheEntries: 2 });
-  const other = Store.open(file, { durability: 'normal' });
-  t.teardown(() => (cached.close(), other.close()));
+  const writer = Store.open(file, { durability: 'normal' });
+  t.teardown(() => (cached.close(), writer.close()));
 
-  cached.syncReadCache();
   t.is(cached.get('a'), undefined, 'absent, and cached as absent');
-  cached.writeBatch(() => cached.put('a', Buffer.from('1'), stamp));
-  t.is(text(cached.get('a')), '1', 'own write replaces the cached absence');
+  writer.writeBatch(() => writer.put('a', Buffer.from('1'), stamp));
+  t.is(cached.get('a'), undefined, 'the cached absence is served until the key is invalidated');
+  cached.invalidate(['a']);
+  t.is(text(cached.get('a')), '1', 'an invalidated key is read again');
 
-  other.writeBatch(() => other.put('a', Buffer.from('2'), stamp));
-  cached.syncReadCache();
-  t.is(text(cached.get('a')), '2', 'another connection\'s commit drops the cache');
+  writer.writeBatch(() => writer.put('a', Buffer.from('2'), stamp));
+  cached.invalidate(['other']);
+  t.is(text(cached.get('a')), '1', 'only the named keys go');
+  cached.clearCache();
+  t.is(text(cached.get('a')), '2', 'clearCache drops everything');
 
   t.throws(() => cached.writeBatch(() => {
     cached.put('a', Buffer.from('rolled back'), stamp);
@@ -37,11 +40,6 @@ test('store: own writes are seen at once, other connections\' commits after sync
     throw new Error('fail the batch');
   }));
   t.is(text(cached.get('a')), '2', 'the rolled-back value is not served from the cache');
-
-  for (const k of ['x', 'y', 'z']) cached.get(k); // more keys than the cache holds
-  other.writeBatch(() => other.del('a', stamp));
-  cached.syncReadCache();
-  t.is(cached.get('a'), undefined);
 });
 
 test('daemon: a value acknowledged on one processor is read on every connection of every processor', async (t) => {

@@ -1,12 +1,13 @@
 // The cluster shell of one daemon: carries out what the pure core decides.
-// It owns the peer transport, the election hard-state file, a store
-// connection for replication, the background-job pool and the timers, and
-// turns core outputs into fsyncs, messages and supervisor actions.
+// It owns the peer transport, the election hard-state file, a read connection
+// to the store (its writes go to the group's writer thread), the
+// background-job pool and the timers, and turns core outputs into fsyncs,
+// messages and supervisor actions.
 
 import type { Config, DaemonConfig } from '../config/config.ts';
 import type { Logger } from '../shared/log.ts';
 import type { SharedClock } from '../store/clock.ts';
-import type { WriteLock } from '../store/write-lock.ts';
+import type { WriterLink } from '../writer/link.ts';
 import { Store } from '../store/store.ts';
 import { ClusterNode, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Entry, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
@@ -90,17 +91,24 @@ export class ClusterMember {
     this.jobs = parts.jobs;
   }
 
-  /** `hardState` stays the caller's: the member saves to it but does not close it. `writeLock` is the one of the group whose file it replicates. */
-  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, writeLock: WriteLock, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
+  /** `hardState` stays the caller's: the member saves to it but does not close it. `writer` leads to the writer of the group whose file it replicates. */
+  static async start(config: Config, daemon: DaemonConfig, clock: SharedClock, writer: WriterLink, hardState: HardStateFile, log: Logger, hooks: MemberHooks): Promise<ClusterMember> {
     const c = config.cluster;
     const secret = loadSecret(config, log);
     // tests only: a wall clock this far off, as peers see it in heartbeats
     const clockOffsetMs = config.faultInjection ? Number(process.env.KV_FAULT_CLOCK_OFFSET_MS ?? 0) || 0 : 0;
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
     const origin = config.daemons.indexOf(daemon);
-    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
+    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, origin });
+    // the member exists only once the replica does; the replica's completions reach it through this
+    let member: ClusterMember | undefined;
     // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
-    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs, tombstoneGraceMs: c.tombstoneGraceMs });
+    const replica = new SqliteReplica(store, clock, writer, {
+      digestMaxAgeMs: 6 * c.antiEntropyIntervalMs,
+      tombstoneGraceMs: c.tombstoneGraceMs,
+      onApplied: (ticket, count) => member?.applied(ticket, count),
+      onFailed: (what, error) => log('warn', `replication ${what} failed; it is retried`, { error }),
+    });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),
@@ -140,7 +148,7 @@ export class ClusterMember {
       log: (level, msg, fields) => log(level, msg, { component: 'peer', ...fields }),
     });
     const jobs = new BackgroundJobs({ threads: 1, maxPending: 4 });
-    const member = new ClusterMember({ config, daemon, log, hooks, node, transport, store, replica, hardState, jobs });
+    member = new ClusterMember({ config, daemon, log, hooks, node, transport, store, replica, hardState, jobs });
     try {
       await member.run();
     } catch (e) {
@@ -191,6 +199,30 @@ export class ClusterMember {
       this.reachable = reachable;
       this.hooks.reachablePeers(reachable);
     }
+  }
+
+  /** The writer finished an apply of the core's. */
+  private applied(ticket: number, count: number | null): void {
+    if (this.stopped) return;
+    this.carryOut(this.node.applied(ticket, count, performance.now()));
+  }
+
+  /**
+   * Before a graceful stop, after the processors have drained: tells the
+   * peers to pull and waits until every connected peer has pulled this
+   * daemon's stream to its end (or `timeoutMs`), so writes acknowledged
+   * during the drain are not left behind on this daemon alone.
+   */
+  async handOver(timeoutMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.carryOut(this.node.localWrite());
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const behind = this.transport.connected().filter((peer) => this.node.unpulledBy(peer) !== 0);
+      if (behind.length === 0) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    this.log('warn', 'stopping before every peer pulled the last writes; they get them when this daemon runs again, or from anti-entropy', { timeoutMs });
   }
 
   /** A processor committed writes: the peers are told to pull, once per event-loop turn. */

@@ -3,19 +3,28 @@
 // seq of the last complete page the reader was served, see ackedPosition),
 // last-writer-wins apply with
 // the peer's cursor saved in the same transaction, tombstone purge, and the
-// digests and bucket listings of anti-entropy.
+// digests and bucket listings of anti-entropy. Reads use the member's own
+// read connection; applies and purges go to the file's writer thread (in
+// order), so nothing writes or fsyncs on the supervisor's event loop.
 
 import type { SharedClock } from '../store/clock.ts';
 import type { Change, Store } from '../store/store.ts';
+import type { WriterLink } from '../writer/link.ts';
 import { computeDigests } from './digest.ts';
 import { hashRange } from '../store/key-hash.ts';
 import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
 
+/** Called when an apply is durable (count stored) or failed (null). */
+export type AppliedHook = (ticket: number, count: number | null) => void;
+
 export class SqliteReplica implements Replica {
   private readonly store: Store;
   private readonly clock: SharedClock;
+  private readonly writer: WriterLink;
+  private readonly onApplied: AppliedHook;
+  private readonly onFailed: (what: string, error: string) => void;
   private readonly stream: string;
   private readonly now: () => number;
   /** cached digests are used while younger than this */
@@ -24,9 +33,17 @@ export class SqliteReplica implements Replica {
   /** tombstones younger than this stay even when every peer has them (a restored backup must still learn of the delete) */
   private readonly tombstoneGraceMs: number;
 
-  constructor(store: Store, clock: SharedClock, options: { digestMaxAgeMs: number; tombstoneGraceMs?: number; now?: () => number }) {
+  constructor(
+    store: Store,
+    clock: SharedClock,
+    writer: WriterLink,
+    options: { digestMaxAgeMs: number; tombstoneGraceMs?: number; now?: () => number; onApplied: AppliedHook; onFailed: (what: string, error: string) => void },
+  ) {
     this.store = store;
     this.clock = clock;
+    this.writer = writer;
+    this.onApplied = options.onApplied;
+    this.onFailed = options.onFailed;
     this.stream = store.streamId.toString(36);
     this.digestMaxAgeMs = options.digestMaxAgeMs;
     this.now = options.now ?? Date.now;
@@ -81,19 +98,21 @@ export class SqliteReplica implements Replica {
     return { entries: rows.map(toEntry), cursor: `${this.stream}:${last}:${more ? acked : last}`, more };
   }
 
-  apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {
-    let applied = 0;
+  apply(entries: Entry[], source: { peer: NodeId; cursor: string } | undefined, ticket: number): void {
+    if (entries.length === 0 && source && source.cursor === this.store.peerCursor(source.peer)) {
+      // an empty pull reply that does not move the cursor: nothing to write
+      this.onApplied(ticket, 0);
+      return;
+    }
     let maxTs = 0n;
-    this.store.writeBatch(() => {
-      for (const e of entries) {
-        if (this.store.applyRemote({ key: e.key, value: e.value, timestamp: e.ts, origin: e.origin })) applied++;
-        if (e.ts > maxTs) maxTs = e.ts;
-      }
-      if (source) this.store.savePeerCursor(source.peer, source.cursor);
-    });
-    // later local writes must carry higher timestamps than anything seen
+    for (const e of entries) if (e.ts > maxTs) maxTs = e.ts;
+    // later local writes must carry higher timestamps than anything seen (the writer observes it too)
     this.clock.observe(maxTs);
-    return applied;
+    this.writer.request({ type: 'apply', entries, source }, (a) => {
+      if (a?.type === 'applied') return this.onApplied(ticket, a.count);
+      this.onFailed('apply', a === null ? 'the writer died during the apply' : a.type === 'failed' ? a.error : 'unexpected answer');
+      this.onApplied(ticket, null);
+    });
   }
 
   cursorFor(peer: NodeId): string | null {
@@ -107,8 +126,14 @@ export class SqliteReplica implements Replica {
       const seq = this.seqOf(c);
       if (upTo < 0n || seq < upTo) upTo = seq;
     }
+    if (upTo <= 0n) return 0;
+    const n = this.store.tombstonesUpTo(upTo);
+    if (n === 0) return 0;
     const deletedBeforeTs = BigInt(Math.floor(this.now() - this.tombstoneGraceMs)) * 1000n;
-    return upTo > 0n ? this.store.purgeTombstones(upTo, deletedBeforeTs) : 0;
+    this.writer.request({ type: 'purge', upToSeq: upTo, deletedBeforeTs }, (a) => {
+      if (a?.type !== 'applied') this.onFailed('purge', a === null ? 'the writer died during the purge' : a.type === 'failed' ? a.error : 'unexpected answer');
+    });
+    return n;
   }
 
   pendingChanges(cursor: string | null): number {

@@ -37,15 +37,15 @@ export interface Limits {
   idleTimeoutMs: number;
   /** a connection whose unread replies exceed this stops being read until the client catches up */
   maxPendingReplyBytesPerConnection: number;
-  /** SQLite file size cap (0 = none); a write past it fails with STORE_FAILED */
+  /** cap on the SQLite file and its WAL together (0 = none); a write past it fails with STORE_FAILED */
   maxStoreBytes: number;
-  /** keys each processor keeps in memory after reading them (0 = none); dropped when another thread or process commits */
+  /** keys each processor keeps in memory after reading them (0 = none); a key is dropped when the writer says a commit changed it */
   readCacheEntries: number;
 }
 
 export interface Supervision {
   heartbeatIntervalMs: number;
-  /** a processor whose heartbeat is older than heartbeatIntervalMs * heartbeatMissLimit is hung */
+  /** a processor or writer that misses heartbeatIntervalMs * heartbeatMissLimit of beats while the supervisor runs is hung */
   heartbeatMissLimit: number;
   restartBackoffInitialMs: number;
   restartBackoffMaxMs: number;
@@ -56,6 +56,12 @@ export interface Supervision {
   drainTimeoutMs: number;
   /** time a new processor gets to open its store and listen */
   startTimeoutMs: number;
+  /**
+   * The writer inside one SQLite transaction (its commit's fsync on a slow or
+   * stalled disk) cannot beat; it is judged hung only when one transaction
+   * lasts this long. Outside a transaction the heartbeat limit applies.
+   */
+  writerStallLimitMs: number;
 }
 
 /** The peer side: election, replication and repair timing, and the shared secret. */
@@ -190,6 +196,7 @@ export const defaultSupervision: Supervision = {
   restartWindowMs: 30_000,
   drainTimeoutMs: 1_000,
   startTimeoutMs: 10_000,
+  writerStallLimitMs: 30_000,
 };
 
 export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
@@ -367,6 +374,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     restartWindowMs: int(s, 'restartWindowMs', sp, 100, 86_400_000, ds.restartWindowMs),
     drainTimeoutMs: int(s, 'drainTimeoutMs', sp, 0, 600_000, ds.drainTimeoutMs),
     startTimeoutMs: int(s, 'startTimeoutMs', sp, 100, 600_000, ds.startTimeoutMs),
+    writerStallLimitMs: int(s, 'writerStallLimitMs', sp, 100, 3_600_000, ds.writerStallLimitMs),
   };
 
   if (daemons.length > 1) {

@@ -1,13 +1,13 @@
 // One SQLite file of key/value rows (better-sqlite3): schema, prepared
 // statements and the write transaction used for group commit. Synchronous by
-// design; the processor batches requests and runs one transaction per batch.
+// design. Each file has one writing connection (the group's writer thread,
+// src/writer); processors and the cluster member open it for reads.
 
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
-import type { WriteLock } from './write-lock.ts';
 import { fnv1a } from './key-hash.ts';
 
 export interface Versioned {
@@ -34,18 +34,16 @@ export function isNewer(ts: bigint, origin: number, oldTs: bigint, oldOrigin: nu
 
 export interface StoreOptions {
   durability: Durability;
-  /** 0 = no cap; otherwise writes that would grow the file past it fail */
+  /** 0 = no cap; otherwise a write transaction fails while the file and its WAL together hold this many bytes or more */
   maxStoreBytes?: number;
   /** how long a writer waits for another connection's write lock */
   busyTimeoutMs?: number;
   /** the daemon id written as `origin` of local writes */
   origin?: number;
-  /** shared by every connection of this daemon to this file: writers take turns without SQLite's sleeping busy handler */
-  writeLock?: WriteLock;
   /**
    * Keep up to this many recently read keys in memory (0: none). The caller
-   * must call `syncReadCache()` before each batch of reads, which drops the
-   * cache when another connection has committed since.
+   * must tell the cache which keys other connections changed (`invalidate`)
+   * before it serves a read that must see those changes.
    */
   readCacheEntries?: number;
   /**
@@ -156,33 +154,31 @@ export class Store {
   readonly streamId: bigint;
   /** next change sequence number, valid only inside a write transaction */
   private seq = 0n;
-  /** seq of the last change of this connection's last committed batch */
-  private committedSeq = 0n;
   /** writes (put, del, applied remote rows) of the open write transaction */
   private writesInTransaction = 0;
   private readonly onCommit: StoreOptions['onCommit'];
 
-  private readonly writeLock: WriteLock | undefined;
   private readonly keepTombstones: boolean;
   private readonly deleteRow: Database.Statement<[string]>;
-  /** key → its live value, or null when known absent; valid for `cachedDataVersion` */
+  /** key → its live value, or null when known absent */
   private readonly cache: Map<string, Versioned | null> | undefined;
   private readonly cacheLimit: number;
-  private readonly selectDataVersion: Database.Statement<[], number>;
-  private cachedDataVersion = -1;
+  private readonly maxStoreBytes: number;
+  private readonly countTombstones: Database.Statement<[bigint], { n: number }>;
+  /** the seq of the newest change after the last commit of this connection */
+  committedSeq = 0n;
 
   private constructor(file: string, db: Database.Database, origin: number, options: StoreOptions, created: boolean) {
     this.file = file;
     this.db = db;
     this.origin = BigInt(origin);
-    this.writeLock = options.writeLock;
+    this.maxStoreBytes = options.maxStoreBytes ?? 0;
     this.keepTombstones = options.keepTombstones ?? true;
     this.onCommit = options.onCommit;
     this.deleteRow = db.prepare('DELETE FROM data_store WHERE key = ?');
     this.cacheLimit = options.readCacheEntries ?? 0;
     this.cache = this.cacheLimit > 0 ? new Map() : undefined;
-    // changes whenever another connection commits to the file (not for this connection's own commits)
-    this.selectDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    this.countTombstones = db.prepare<[bigint], { n: number }>('SELECT count(*) AS n FROM data_store WHERE deleted = 1 AND seq <= ?');
     this.selectRow = db.prepare<[string], Row>('SELECT value, timestamp, deleted, origin FROM data_store WHERE key = ?');
     this.upsert = db.prepare(
       `INSERT INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -234,6 +230,8 @@ export class Store {
       if (options.maxStoreBytes) {
         const pageSize = Number(db.pragma('page_size', { simple: true }));
         db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxStoreBytes / pageSize))}`);
+        // a checkpoint gives the WAL's space back instead of leaving the file at its largest size
+        db.pragma(`journal_size_limit = ${Math.floor(options.maxStoreBytes / 4)}`);
       }
       db.exec(SCHEMA);
       addKeyHash(db);
@@ -256,14 +254,15 @@ export class Store {
     }
   }
 
-  /** Drops the read cache if another connection (processor, cluster member, process) committed since the last call. */
-  syncReadCache(): void {
+  /** Another connection (the writer) changed these keys: their cached values go. */
+  invalidate(keys: Iterable<string>): void {
     if (!this.cache) return;
-    const version = this.selectDataVersion.get()!;
-    if (version !== this.cachedDataVersion) {
-      this.cache.clear();
-      this.cachedDataVersion = version;
-    }
+    for (const k of keys) this.cache.delete(k);
+  }
+
+  /** Drops the whole read cache (the changes made by others are not known). */
+  clearCache(): void {
+    this.cache?.clear();
   }
 
   get(key: string): Versioned | undefined {
@@ -299,18 +298,23 @@ export class Store {
   /**
    * Runs `body` in one BEGIN IMMEDIATE transaction and commits (with fsync in
    * durability "full"). If anything throws, everything is rolled back and the
-   * error is rethrown as a StoreError: nothing of the batch is applied.
+   * error is rethrown as a StoreError: nothing of the batch is applied. With
+   * `maxStoreBytes`, a transaction is refused while the file and its WAL hold
+   * that much (after trying a checkpoint): the WAL can grow far past the main
+   * file while readers hold old snapshots, so capping the main file alone
+   * does not bound the disk used.
    */
   writeBatch<T>(body: () => T): T {
-    this.writeLock?.acquire();
-    try {
-      return this.transaction(body);
-    } finally {
-      this.writeLock?.release();
+    if (this.maxStoreBytes > 0 && this.sizeBytes() >= this.maxStoreBytes) {
+      try {
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // busy or failing: the size check below decides
+      }
+      if (this.sizeBytes() >= this.maxStoreBytes) {
+        throw new StoreError(this.file, `store is full: the file and its WAL hold ${this.sizeBytes()} bytes, the cap (maxStoreBytes) is ${this.maxStoreBytes}`);
+      }
     }
-  }
-
-  private transaction<T>(body: () => T): T {
     try {
       this.begin.run();
     } catch (e) {
@@ -354,6 +358,11 @@ export class Store {
     return old;
   }
 
+  /** Inside writeBatch: the seq given to the latest write of this transaction. */
+  get currentSeq(): bigint {
+    return this.seq;
+  }
+
   private write(key: string, value: Buffer | null, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
     const row = this.selectRow.get(key);
     const old = row && row.deleted === 0n ? { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp } : undefined;
@@ -362,11 +371,6 @@ export class Store {
     this.writesInTransaction++;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq, fnv1a(key));
     return old;
-  }
-
-  /** Seq of the last change this connection committed (0 before its first write batch). */
-  get lastWriteSeq(): bigint {
-    return this.committedSeq;
   }
 
   /** Synced: this file holds every write this daemon acknowledged (see the cluster's quorum reads). */
@@ -448,12 +452,18 @@ export class Store {
   }
 
   /**
-   * Removes tombstones at or before `maxSeq` of this stream (every peer has
-   * read past them) whose delete is older than `deletedBeforeTs` (µs; the
-   * tombstone grace period, so a restored backup still learns of the delete).
+   * Inside writeBatch: removes tombstones at or before `maxSeq` of this
+   * stream (every peer has read past them) whose delete is older than
+   * `deletedBeforeTs` (µs; the tombstone grace period, so a restored backup
+   * still learns of the delete).
    */
   purgeTombstones(maxSeq: bigint, deletedBeforeTs: bigint = 1n << 62n): number {
-    return this.writeBatch(() => this.deleteTombstones.run(maxSeq, deletedBeforeTs).changes);
+    return this.deleteTombstones.run(maxSeq, deletedBeforeTs).changes;
+  }
+
+  /** How many tombstones lie at or before `maxSeq` (an index range). */
+  tombstonesUpTo(maxSeq: bigint): number {
+    return this.countTombstones.get(maxSeq)!.n;
   }
 
   /** Size of the database file and its WAL, in bytes. */

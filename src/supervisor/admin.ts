@@ -1,6 +1,7 @@
 // The daemon's admin interface: newline-delimited JSON over TCP. One request
 // object per line, one reply object per line. Ops: status, resize, restart
-// (rolling), and fault (only when the config enables fault injection).
+// (rolling), and fault (only when the config enables fault injection;
+// "slot": "writer" aims at the group's writer).
 //
 // It listens on 127.0.0.1 (callers on this machine, no authentication) and,
 // when the daemon's host is another address, on host:adminPort as well, so
@@ -17,7 +18,11 @@ export type AdminRequest =
   | { op: 'status' }
   | { op: 'resize'; port: number; processors: number }
   | { op: 'restart'; port: number }
-  | { op: 'fault'; port: number; slot: number; fault: 'crash' | 'hang' };
+  | { op: 'fault'; port: number; slot: number | 'writer'; fault: WriterFault };
+
+/** Faults for tests: a processor takes crash and hang; the writer also the last two (slow-commit: its next transaction lasts `ms`). */
+export type WriterFault = 'crash' | 'hang' | 'crash-after-commit' | 'slow-commit';
+const FAULTS: readonly string[] = ['crash', 'hang', 'crash-after-commit', 'slow-commit'];
 
 export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
@@ -40,10 +45,10 @@ export function parseAdminRequest(raw: unknown): AdminRequest | string {
       if (!isInt(r.port)) return 'restart needs integer "port"';
       return { op: 'restart', port: r.port as number };
     case 'fault':
-      if (!isInt(r.port) || !isInt(r.slot) || (r.fault !== 'crash' && r.fault !== 'hang')) {
-        return 'fault needs integer "port", "slot" and "fault": "crash" | "hang"';
+      if (!isInt(r.port) || !(isInt(r.slot) || r.slot === 'writer') || !FAULTS.includes(r.fault as string)) {
+        return 'fault needs integer "port", "slot" (an integer or "writer") and "fault": "crash" | "hang" | "crash-after-commit" | "slow-commit" (the last two: writer only)';
       }
-      return { op: 'fault', port: r.port as number, slot: r.slot as number, fault: r.fault };
+      return { op: 'fault', port: r.port as number, slot: r.slot as number | 'writer', fault: r.fault as WriterFault };
     default:
       return `unknown op ${JSON.stringify(r.op)} (known: status, resize, restart, fault)`;
   }

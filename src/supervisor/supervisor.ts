@@ -24,6 +24,8 @@ export interface DaemonStatus {
   daemon: string;
   pid: number;
   uptimeMs: number;
+  /** heartbeat checks the supervisor has made (each judges every thread's beats) */
+  heartbeatChecks: number;
   groups: Array<GroupStatus & { storeBytes: number }>;
   /** this daemon's view of the cluster (the leader's view has every daemon); absent for a lone daemon */
   cluster?: ReturnType<ClusterMember['view']>;
@@ -48,7 +50,8 @@ export class Supervisor {
   /** the admin listener at the daemon's host address (authenticated), when that is not 127.0.0.1 */
   private remoteAdmin: Server | undefined;
   private watch: NodeJS.Timeout | undefined;
-  private readonly startedAtMs = Date.now();
+  private heartbeatChecks = 0;
+  private readonly startedAtMs = performance.now();
   private stopped: Promise<void> | undefined;
   private member: ClusterMember | undefined;
   /** cluster mode: the election state file, which also holds the clock floor */
@@ -113,10 +116,10 @@ export class Supervisor {
     try {
       await Promise.all(this.groups.map((g) => g.start()));
       if (clustered) {
-        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.groups[0].writeLock, this.hardState!, this.log, {
+        this.member = await ClusterMember.start(this.config, this.daemon, this.clock, this.groups[0].memberLink, this.hardState!, this.log, {
           health: () => ({
             processorsAlive: this.groups.reduce((n, g) => n + g.alive, 0),
-            restarts: this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
+            restarts: this.groups.reduce((n, g) => n + g.status(performance.now()).restarts, 0),
             degradedGroups: this.groups.filter((g) => g.degraded).map((g) => String(g.group.port)),
           }),
           retryGroups: (ports) => {
@@ -145,8 +148,10 @@ export class Supervisor {
     }
     const { heartbeatIntervalMs } = this.config.supervision;
     this.watch = setInterval(() => {
-      const now = Date.now();
+      // monotonic: a step of the wall clock must not make every thread look hung
+      const now = performance.now();
       for (const g of this.groups) g.checkHeartbeats(now);
+      this.heartbeatChecks++;
     }, heartbeatIntervalMs);
     this.log('info', 'daemon ready', {
       ports: this.daemon.groups.map((g) => g.port),
@@ -204,6 +209,8 @@ export class Supervisor {
         return { ok: true, port: req.port };
       case 'fault':
         if (!this.config.faultInjection) return { ok: false, error: 'fault injection is disabled in the config' };
+        if (req.slot === 'writer') return this.group(req.port).injectWriter(req.fault) ? { ok: true } : { ok: false, error: 'no running writer' };
+        if (req.fault !== 'crash' && req.fault !== 'hang') return { ok: false, error: `${req.fault} is a writer fault` };
         return this.group(req.port).inject(req.slot, req.fault)
           ? { ok: true }
           : { ok: false, error: `no running processor in slot ${req.slot}` };
@@ -211,21 +218,27 @@ export class Supervisor {
   }
 
   status(): DaemonStatus {
-    const now = Date.now();
+    const now = performance.now();
     return {
       daemon: this.daemon.id,
       pid: process.pid,
-      uptimeMs: now - this.startedAtMs,
+      uptimeMs: Math.round(now - this.startedAtMs),
+      heartbeatChecks: this.heartbeatChecks,
       groups: this.groups.map((g) => ({ ...g.status(now), storeBytes: this.storeBytes.get(g.group.port)!() })),
       ...(this.member ? { cluster: this.member.view() } : {}),
     };
   }
 
-  /** Stops accepting, lets processors finish in-flight requests and close their stores. Idempotent. */
+  /**
+   * Stops accepting, lets processors finish in-flight requests, lets the
+   * peers pull what was acknowledged meanwhile, then stops the cluster member
+   * and last the writers. Idempotent.
+   */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      await Promise.all(this.groups.map((g) => g.stopProcessors()));
       this.remoteAdmin?.close();
       this.metricsServer?.close();
       this.metricsServer?.closeAllConnections();
@@ -233,8 +246,9 @@ export class Supervisor {
         clearInterval(this.keyCounter.timer);
         await this.keyCounter.jobs.close().catch(() => {});
       }
+      await this.member?.handOver(this.config.supervision.drainTimeoutMs);
       await this.member?.stop();
-      await Promise.all(this.groups.map((g) => g.stop()));
+      await Promise.all(this.groups.map((g) => g.stopWriter()));
       this.clockFloor?.stop();
       this.hardState?.close();
       this.log('info', 'daemon stopped');

@@ -3,6 +3,7 @@
 // shared counters/heartbeat memory that the supervisor reads without the
 // processor's help (so a processor stuck in a loop is still seen).
 
+import type { MessagePort } from 'node:worker_threads';
 import type { Durability, Limits } from '../config/config.ts';
 
 export interface ProcessorData {
@@ -29,8 +30,14 @@ export interface ProcessorData {
   metrics: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
   clock: SharedArrayBuffer;
-  /** WriteLock buffer shared by every thread that writes this group's file */
-  writeLock: SharedArrayBuffer;
+  /** Int32Array[1]: the number of the writer's last commit whose invalidations were posted */
+  commitCounter: SharedArrayBuffer;
+  /** requests to the group's writer; absent while no writer runs (a 'writer' message brings one) */
+  writer?: MessagePort;
+  /** the writer's invalidations (keys changed per commit), read synchronously before serving reads */
+  invalidations?: MessagePort;
+  /** a write that finds no writer (one is being started) waits this long, then fails with STORE_FAILED */
+  writerWaitMs: number;
   /** consistency levels in a cluster; null for a lone daemon (every level is ONE) */
   consistency: ConsistencyData | null;
 }
@@ -76,7 +83,8 @@ export interface ReadEntry {
 
 /** Indexes into the processor's Float64Array of shared stats. */
 export const StatSlot = {
-  heartbeatMs: 0,
+  /** incremented every heartbeatIntervalMs while the event loop turns (a count, not a time: no clock is compared across threads) */
+  beats: 0,
   requests: 1,
   errors: 2,
   connections: 3,
@@ -96,14 +104,16 @@ export type ToProcessor =
   /** the acknowledgement positions (AckSlot) moved */
   | { type: 'acked' }
   /** a quorum read finished; entries[i] for keys[i] of the request (null: no row anywhere asked) */
-  | { type: 'quorum-read-done'; id: number; ok: boolean; entries: (ReadEntry | null)[] };
+  | { type: 'quorum-read-done'; id: number; ok: boolean; entries: (ReadEntry | null)[] }
+  /** a (new) writer: requests go to `port`, invalidations come on `invalidations` */
+  | { type: 'writer'; port: MessagePort; invalidations: MessagePort }
+  /** the writer died: what is in flight has an unknown outcome; wait for the next 'writer' */
+  | { type: 'writer-down' };
 
 export type FromProcessor =
   | { type: 'ready' }
   /** a client sent SHUT_DOWN from loopback and the config allows it */
   | { type: 'shutdown-requested'; from: string }
-  /** a batch with writes committed (the cluster tells its peers to pull) */
-  | { type: 'committed' }
   /** GETs at MAJORITY: read these keys from a majority of the cluster; answered with 'quorum-read-done' */
   | { type: 'quorum-read'; id: number; keys: string[] }
   /** a GET missed this key; wait=true: a READ_THROUGH request waits for 'key-fetched' */

@@ -1,6 +1,8 @@
-// Executes one batch of decoded requests against the store: the kv739
-// semantics of every command. Writes of a batch share one transaction (group
-// commit); replies are computed here and sent by the caller after commit.
+// The kv739 semantics of every command, split by where it runs: reads and
+// non-store commands execute here on the processor's read connection; writes
+// (and reads that must see a write of the same connection still being
+// committed) become ops for the group's writer thread, and their replies are
+// built from the writer's results.
 
 import {
   Command,
@@ -12,8 +14,8 @@ import {
   type Frame,
   type FrameFields,
 } from '../protocol/index.ts';
-import { StoreError, type Store, type Versioned } from '../store/store.ts';
-import type { SharedClock } from '../store/clock.ts';
+import type { Store } from '../store/store.ts';
+import { OpKind, type OpResult, type WriteOp } from '../writer/contract.ts';
 
 export interface Request {
   frame: Frame;
@@ -28,25 +30,46 @@ export interface Request {
   level?: number;
   /** its reply waits for the cluster (consistency.ts) */
   held?: boolean;
+  /** PUT/DEL: the change-stream position the writer gave it */
+  seq?: bigint;
   /** performance.now() when its bytes were read, for the latency metric */
   receivedAtMs?: number;
 }
 
 export interface HandlerEnv {
   store: Store;
-  clock: SharedClock;
   /** called for a SHUT_DOWN that passed validation; returns the error to reply, or 0 to accept */
   shutdown: (req: Request) => ErrorCodeNumber | 0;
-  onStoreError: (e: StoreError) => void;
-  /** called after a batch with writes committed (cluster mode) */
-  onCommitted?: () => void;
   /** called for a GET of a key this store does not have (cluster mode) */
   onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
 
 export const isWrite = (r: Request): boolean => !r.refused && (r.frame.command === Command.PUT || r.frame.command === Command.DEL);
 
-function found(id: bigint, key: string, v: Versioned | undefined): FrameFields {
+const READ_KINDS: Partial<Record<number, WriteOp['kind']>> = {
+  [Command.GET]: OpKind.GET,
+  [Command.GET_TS]: OpKind.GET_TS,
+  [Command.GET_LAST_TS]: OpKind.GET_LAST_TS,
+  [Command.GET_FIRST_TS]: OpKind.GET_FIRST_TS,
+};
+
+/**
+ * The writer op of a valid PUT or DEL, or (with `afterWrite`: the connection
+ * has a write in flight) of a valid store read, which must then run after
+ * that write. Undefined: the request is answered here.
+ */
+export function writerOp(req: Request, afterWrite: boolean): WriteOp | undefined {
+  if (req.refused) return undefined;
+  const f = req.frame;
+  const isStoreRead = READ_KINDS[f.command] !== undefined;
+  if (!isWrite(req) && !(afterWrite && isStoreRead)) return undefined;
+  if (validateRequest(f)) return undefined;
+  if (f.command === Command.PUT) return { kind: OpKind.PUT, key: f.key, value: f.value };
+  if (f.command === Command.DEL) return { kind: OpKind.DEL, key: f.key };
+  return { kind: READ_KINDS[f.command]!, key: f.key };
+}
+
+function found(id: bigint, key: string, v: { value: Uint8Array; timestamp: bigint } | undefined): FrameFields {
   return v
     ? { id, command: Command.OK, key, value: v.value, valueTimestamp: v.timestamp }
     : { id, command: Command.NO_VAL, key };
@@ -56,28 +79,30 @@ function timestampReply(id: bigint, key: string, ts: bigint | undefined): FrameF
   return ts === undefined ? { id, command: Command.NO_VAL, key } : { id, command: Command.OK, key, valueTimestamp: ts };
 }
 
-function execute(env: HandlerEnv, req: Request): FrameFields {
+function getReply(env: HandlerEnv, req: Request, v: { value: Uint8Array; timestamp: bigint } | undefined): FrameFields {
+  const f = req.frame;
+  // a quorum read (level MAJORITY) asks the cluster anyway
+  if (!v && env.onKeyMiss && (req.level ?? 1) === 1) {
+    const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
+    env.onKeyMiss(f.key, readThrough);
+    if (readThrough) req.awaitKey = f.key;
+  }
+  return found(f.id, f.key, v);
+}
+
+/** Answers a request on this thread (everything but writes). */
+export function executeLocal(env: HandlerEnv, req: Request): FrameFields {
   const f = req.frame;
   if (req.refused) return errorReply(f.id, req.refused);
   const invalid = validateRequest(f);
   if (invalid) return errorReply(f.id, invalid);
-  const { store, clock } = env;
-  const stamp = (old: bigint) => clock.next(old);
+  const { store } = env;
   switch (f.command) {
-    case Command.GET: {
-      const v = store.get(f.key);
-      // a quorum read (level MAJORITY) asks the cluster anyway
-      if (!v && env.onKeyMiss && (req.level ?? 1) === 1) {
-        const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
-        env.onKeyMiss(f.key, readThrough);
-        if (readThrough) req.awaitKey = f.key;
-      }
-      return found(f.id, f.key, v);
-    }
+    case Command.GET:
+      return getReply(env, req, store.get(f.key));
     case Command.PUT:
-      return found(f.id, f.key, store.put(f.key, Buffer.from(f.value.buffer, f.value.byteOffset, f.value.length), stamp));
     case Command.DEL:
-      return found(f.id, f.key, store.del(f.key, stamp));
+      throw new Error('a write must go to the writer (invariant)');
     case Command.GET_TS:
       return timestampReply(f.id, f.key, store.getTimestamp(f.key));
     case Command.GET_LAST_TS:
@@ -99,30 +124,34 @@ function execute(env: HandlerEnv, req: Request): FrameFields {
   }
 }
 
-/** The reply to a GET read again from the store (after a read-through fetch). */
-export function rereadGet(env: HandlerEnv, req: Request): FrameFields {
-  return found(req.frame.id, req.frame.key, env.store.get(req.frame.key));
+/** The reply to a request the writer executed, from its result. */
+export function replyFromResult(env: HandlerEnv, req: Request, r: OpResult): FrameFields {
+  const f = req.frame;
+  const v = r.value === null || r.ts === null ? undefined : { value: r.value, timestamp: r.ts };
+  switch (f.command) {
+    case Command.GET:
+      return getReply(env, req, v);
+    case Command.PUT:
+    case Command.DEL:
+      return found(f.id, f.key, v);
+    case Command.GET_TS:
+      return timestampReply(f.id, f.key, r.ts ?? undefined);
+    default:
+      return timestampReply(f.id, '', r.ts ?? undefined);
+  }
 }
 
 /**
- * Fills `reply` of every request. A batch with writes runs in one transaction
- * (reads in it see the earlier writes of the batch); if the transaction
- * fails, every write gets STORE_FAILED and the reads are answered again from
- * the committed state, so no reply shows data that was rolled back.
+ * The reply to a request whose writer transaction did not commit (`lost`:
+ * the writer died and may or may not have committed it). A write is never
+ * answered OK then; a read is answered again from committed state.
  */
-export function executeBatch(env: HandlerEnv, batch: Request[]): void {
-  if (!batch.some(isWrite)) {
-    for (const r of batch) r.reply = execute(env, r);
-    return;
-  }
-  try {
-    env.store.writeBatch(() => {
-      for (const r of batch) r.reply = execute(env, r);
-    });
-    env.onCommitted?.();
-  } catch (e) {
-    if (!(e instanceof StoreError)) throw e;
-    env.onStoreError(e);
-    for (const r of batch) r.reply = isWrite(r) ? errorReply(r.frame.id, ErrorCode.STORE_FAILED) : execute(env, r);
-  }
+export function replyWithoutCommit(env: HandlerEnv, req: Request, lost: boolean): FrameFields {
+  if (isWrite(req)) return errorReply(req.frame.id, lost ? ErrorCode.OUTCOME_UNKNOWN : ErrorCode.STORE_FAILED);
+  return executeLocal(env, req);
+}
+
+/** The reply to a GET read again from the store (after a read-through fetch). */
+export function rereadGet(env: HandlerEnv, req: Request): FrameFields {
+  return found(req.frame.id, req.frame.key, env.store.get(req.frame.key));
 }

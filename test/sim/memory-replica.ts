@@ -90,7 +90,15 @@ export class MemoryReplica implements Replica {
     return BigInt(this.seq);
   }
 
-  apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {
+  /** applies done and not yet reported to the core (the simulator reports them one step later, as a writer thread would) */
+  completed: Array<{ ticket: number; count: number }> = [];
+
+  apply(entries: Entry[], source: { peer: NodeId; cursor: string } | undefined, ticket: number): void {
+    this.completed.push({ ticket, count: this.applyNow(entries, source) });
+  }
+
+  /** Applies at once (durable on return) and returns how many entries were stored. */
+  applyNow(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {
     let applied = 0;
     for (const e of entries) {
       const held = this.rows.get(e.key);

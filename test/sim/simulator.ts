@@ -290,6 +290,8 @@ export class Simulation {
 
   private start(node: SimNode): void {
     node.pendingMisses.clear();
+    // a fresh core has its own tickets: completions meant for the crashed one are not its
+    node.replica.completed = [];
     node.core = new ClusterNode({
       self: node.id,
       members: this.members,
@@ -310,6 +312,13 @@ export class Simulation {
   private advance(): void {
     this.step++;
     this.nowMs += this.opts.stepMs;
+    // the applies of the previous step are durable now: report them (a writer thread answers later, not at once)
+    for (const n of this.nodes) {
+      if (!n.core) continue;
+      const done = n.replica.completed;
+      n.replica.completed = [];
+      for (const c of done) if (n.core) this.handle(n, n.core.applied(c.ticket, c.count, this.clockOf(n)));
+    }
     this.deliver();
     for (const n of this.nodes) if (n.core) this.handle(n, n.core.tick(this.clockOf(n)));
     if (this.chaos) this.chaosActions();

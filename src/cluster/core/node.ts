@@ -7,7 +7,8 @@
 //   2. only then send `messages` (a vote must never leave before it is stored);
 //   3. act on `events`.
 //
-// Data goes through the Replica given at construction (durable on return).
+// Data goes through the Replica given at construction: reads synchronous,
+// applies asynchronous (the shell reports each with `applied`).
 
 import { Election } from './election.ts';
 import { REQUEST_TYPES, type Message } from './messages.ts';
@@ -155,6 +156,19 @@ export class ClusterNode {
         this.replication.receive(from, msg, nowMs, out, this.election);
     }
     return out.out;
+  }
+
+  /** The replica finished an apply it was given (`count` entries stored; null: it failed, nothing stored). */
+  applied(ticket: number, count: number | null, nowMs: number): Output {
+    const out = this.outbox();
+    this.replication.applied(ticket, count, nowMs, out);
+    return out.out;
+  }
+
+  /** How many changes of this daemon's stream `peer` has not pulled, by its last pull (null: it has not pulled yet). */
+  unpulledBy(peer: NodeId): number | null {
+    const cursor = this.replication.pulledCursors.get(peer);
+    return cursor === undefined ? null : this.replica.pendingChanges(cursor);
   }
 
   /** The shell committed local writes: peers are told to pull now (call once per commit batch). */

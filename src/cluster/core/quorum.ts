@@ -8,9 +8,9 @@
 //   `acked` event whenever they change; the shell releases the replies of
 //   writes at or below them.
 // - A quorum read asks enough synced peers for their rows of the keys that,
-//   with this replica (when synced), a majority answered; every newer row
-//   that comes back is applied here (read repair), and the result is this
-//   replica's rows afterwards. A write acknowledged by a majority is held by
+//   with this replica (when synced), a majority answered; the result is the
+//   newest row per key among them, and a newer row than this replica's is
+//   applied here too (read repair). A write acknowledged by a majority is held by
 //   at least one daemon of any majority, so the result is that write or newer.
 // - Read leases keep most MAJORITY reads local. A peer's Pull asks for one;
 //   the answer grants it when the puller holds every write this node has
@@ -49,14 +49,23 @@ interface ReadQuery {
   hedgeAtMs: number;
   /** request ids this query was sent under (each answers it) */
   wireIds: number[];
+  /** the newest row of each key among the answers so far */
+  newest: Map<string, Entry>;
   deadlineMs: number;
 }
 
-/** Request ids and the purge fence are replication's: one numbering per incarnation. */
+/** Request ids, the purge fence and applies are replication's: one numbering per incarnation, one order of applies. */
 export interface RequestIds {
   nextReqId(): number;
   /** false for an answer to a request issued before the last purge */
   accepts(reqId: number): boolean;
+  apply(entries: Entry[], source: undefined, then: () => void): void;
+}
+
+function newerOf(a: Entry | undefined, b: Entry | undefined): Entry | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return compareVersions(b, a) > 0 ? b : a;
 }
 
 /** How many daemons form a majority of `members`. */
@@ -201,6 +210,7 @@ export class Quorum {
       answered: new Set(),
       hedgeAtMs: nowMs + this.settings.quorumReadHedgeMs,
       wireIds: [],
+      newest: new Map(),
       deadlineMs: nowMs + this.settings.quorumReadTimeoutMs,
     };
     if (needed === 0) {
@@ -260,14 +270,16 @@ export class Quorum {
       return;
     }
     q.answered.add(from);
-    // read repair: newer rows are stored here at once (LWW), so the result is this replica's rows
+    // read repair: rows newer than this replica's are stored here too (LWW, in the order of every apply)
     const newer: Entry[] = [];
     for (const e of msg.entries) {
       if (e === null) continue;
+      const seen = q.newest.get(e.key);
+      if (!seen || compareVersions(e, seen) > 0) q.newest.set(e.key, e);
       const held = this.replica.get(e.key);
       if (!held || compareVersions(e, held) > 0) newer.push(e);
     }
-    if (newer.length > 0) this.replica.apply(newer);
+    if (newer.length > 0) this.ids.apply(newer, undefined, () => {});
     if (q.answered.size >= q.needed) this.complete(q, true, out);
   }
 
@@ -284,6 +296,6 @@ export class Quorum {
 
   private complete(q: ReadQuery, ok: boolean, out: Outbox): void {
     for (const id of q.wireIds) this.reads.delete(id);
-    out.event({ type: 'quorumRead', reqId: q.reqId, ok, entries: ok ? q.keys.map((k) => this.replica.get(k)) : [] });
+    out.event({ type: 'quorumRead', reqId: q.reqId, ok, entries: ok ? q.keys.map((k) => newerOf(this.replica.get(k), q.newest.get(k))) : [] });
   }
 }

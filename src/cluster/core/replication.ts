@@ -32,6 +32,8 @@ const MAX_BUCKET_REQUESTS = 1024;
 interface PullState {
   /** reqId of the pull in flight, or null */
   outstanding: number | null;
+  /** its answer is being applied: no new pull until the apply is done */
+  applying: boolean;
   sentAtMs: number;
   nextAtMs: number;
   /** a Notify arrived while a pull was in flight: pull again right after */
@@ -91,6 +93,9 @@ export class Replication implements RequestIds {
   private readonly queriesByKey = new Map<string, KeyQuery>();
   private readonly queriesByReq = new Map<number, KeyQuery>();
   listener: ReplicationListener | null = null;
+  /** applies handed to the replica, by ticket: what to do once each is durable (count null: it failed) */
+  private readonly applying = new Map<number, (count: number | null, nowMs: number, out: Outbox) => void>();
+  private lastTicket = 0;
 
   constructor(self: NodeId, peers: readonly NodeId[], settings: CoreSettings, replica: Replica, random: () => number, nowMs: number) {
     this.self = self;
@@ -100,7 +105,7 @@ export class Replication implements RequestIds {
     // A fresh random start per incarnation: answers to a previous incarnation's requests never match.
     this.lastReqId = Math.floor(random() * 2 ** 51);
     this.fenceReqId = this.lastReqId;
-    for (const p of peers) this.pulls.set(p, { outstanding: null, sentAtMs: 0, nextAtMs: nowMs, again: false });
+    for (const p of peers) this.pulls.set(p, { outstanding: null, applying: false, sentAtMs: 0, nextAtMs: nowMs, again: false });
     this.nextPurgeAtMs = nowMs + settings.purgeIntervalMs;
     this.nextAntiEntropyAtMs = nowMs + settings.antiEntropyIntervalMs;
   }
@@ -111,7 +116,7 @@ export class Replication implements RequestIds {
 
   tick(nowMs: number, out: Outbox, leadership: LeadershipView): void {
     for (const [peer, p] of this.pulls) {
-      const timedOut = p.outstanding !== null && nowMs - p.sentAtMs >= this.settings.pullTimeoutMs;
+      const timedOut = p.outstanding !== null && !p.applying && nowMs - p.sentAtMs >= this.settings.pullTimeoutMs;
       if ((p.outstanding === null && nowMs >= p.nextAtMs) || timedOut) this.sendPull(peer, nowMs, out);
     }
     if (nowMs >= this.nextPurgeAtMs) {
@@ -123,6 +128,21 @@ export class Replication implements RequestIds {
       this.nextAntiEntropyAtMs = nowMs + this.settings.antiEntropyIntervalMs;
       this.startAntiEntropy(nowMs, out);
     }
+  }
+
+  /** The replica finished the apply of `ticket` (count null: it failed). */
+  applied(ticket: number, count: number | null, nowMs: number, out: Outbox): void {
+    const then = this.applying.get(ticket);
+    if (!then) return;
+    this.applying.delete(ticket);
+    then(count, nowMs, out);
+  }
+
+  /** Hands entries to the replica (LWW); `then` runs once they are durable (count null: the apply failed). */
+  apply(entries: Entry[], source: { peer: NodeId; cursor: string } | undefined, then: (count: number | null, nowMs: number, out: Outbox) => void): void {
+    const ticket = ++this.lastTicket;
+    this.applying.set(ticket, then);
+    this.replica.apply(entries, source, ticket);
   }
 
   /** The shell committed local writes: tell every peer to pull. */
@@ -168,14 +188,24 @@ export class Replication implements RequestIds {
       }
       case 'changes': {
         const p = this.pulls.get(from);
-        if (!p || p.outstanding !== msg.reqId || !this.accepts(msg.reqId)) return;
-        this.replica.apply(msg.entries, { peer: from, cursor: msg.cursor });
-        p.outstanding = null;
-        this.listener?.page(from, msg.more, msg.lease, p.sentAtMs, out);
-        // after a page with entries, pull again at once: the pull tells the peer what this node now holds (its acknowledgement)
-        if (msg.more || p.again || msg.entries.length > 0) this.sendPull(from, nowMs, out);
-        // an idle puller still pulls often enough to renew its read lease (quorum.ts)
-        else p.nextAtMs = nowMs + Math.min(this.settings.pullIntervalMs, this.settings.readLeaseMs / 3);
+        if (!p || p.outstanding !== msg.reqId || p.applying || !this.accepts(msg.reqId)) return;
+        p.applying = true;
+        this.apply(msg.entries, { peer: from, cursor: msg.cursor }, (count, doneMs, doneOut) => {
+          p.applying = false;
+          // a purge may have sent a new pull meanwhile: that one is in flight now
+          if (p.outstanding !== msg.reqId) return;
+          p.outstanding = null;
+          if (count === null) {
+            p.nextAtMs = doneMs + this.settings.pullIntervalMs;
+            return;
+          }
+          // durable now: what the page vouches for (catch-up, a read lease) holds
+          this.listener?.page(from, msg.more, msg.lease, p.sentAtMs, doneOut);
+          // after a page with entries, pull again at once: the pull tells the peer what this node now holds (its acknowledgement)
+          if (msg.more || p.again || msg.entries.length > 0) this.sendPull(from, doneMs, doneOut);
+          // an idle puller still pulls often enough to renew its read lease (quorum.ts)
+          else p.nextAtMs = doneMs + Math.min(this.settings.pullIntervalMs, this.settings.readLeaseMs / 3);
+        });
         return;
       }
       case 'cursorRequest':
@@ -198,8 +228,12 @@ export class Replication implements RequestIds {
         const q = this.queriesByReq.get(msg.reqId);
         if (!q || q.key !== msg.key || !q.awaiting.has(from) || !this.accepts(msg.reqId)) return;
         if (msg.entry !== null) {
-          this.replica.apply([msg.entry]);
-          this.complete(q, this.replica.get(q.key) ?? msg.entry, out);
+          this.apply([msg.entry], undefined, (_count, _doneMs, doneOut) => {
+            // completed meanwhile (deadline, another answer): nothing more to do
+            if (this.queriesByReq.get(q.reqId) !== q) return;
+            // what the replica holds now (a tombstone purged meanwhile: nothing)
+            this.complete(q, this.replica.get(q.key) ?? null, doneOut);
+          });
           return;
         }
         q.awaiting.delete(from);
@@ -238,14 +272,16 @@ export class Replication implements RequestIds {
         if (!f || f.peer !== from) return;
         this.bucketFetches.delete(msg.reqId);
         if (!this.accepts(msg.reqId)) return;
-        this.replica.apply(msg.entries);
-        if (msg.more && msg.entries.length > 0) this.fetchBucket(from, f.bucket, f.buckets, msg.entries[msg.entries.length - 1].key, nowMs, out);
+        const lastKey = msg.entries.length > 0 ? msg.entries[msg.entries.length - 1].key : null;
+        this.apply(msg.entries, undefined, (count, doneMs, doneOut) => {
+          if (count !== null && msg.more && lastKey !== null) this.fetchBucket(from, f.bucket, f.buckets, lastKey, doneMs, doneOut);
+        });
         return;
       }
       case 'stale': {
         // The peer refused our pull as stale; our term is now up to date, so pull again soon.
         const p = this.pulls.get(from);
-        if (p) p.outstanding = null;
+        if (p && !p.applying) p.outstanding = null;
         return;
       }
       default:
@@ -285,7 +321,7 @@ export class Replication implements RequestIds {
     this.fenceReqId = this.lastReqId;
     this.bucketFetches.clear();
     this.listener?.voided(out);
-    for (const [peer, p] of this.pulls) if (p.outstanding !== null) this.sendPull(peer, nowMs, out);
+    for (const [peer, p] of this.pulls) if (p.outstanding !== null && !p.applying) this.sendPull(peer, nowMs, out);
     for (const q of [...this.queriesByKey.values()]) {
       this.queriesByReq.delete(q.reqId);
       q.reqId = this.nextReqId();

@@ -38,9 +38,11 @@ export interface ChangePage {
 }
 
 /**
- * The data a daemon holds, as the core sees it. Synchronous: SQLite in the
- * daemon, an in-memory map in the simulator. Every method is durable when it
- * returns (the shell's implementation commits before returning).
+ * The data a daemon holds, as the core sees it. Reads are synchronous. Writes
+ * are asynchronous and carried out in the order they are made (in the daemon
+ * they go to the file's writer thread): `apply` reports its completion
+ * through `ClusterNode.applied(ticket, ...)`, called by the shell once the
+ * entries are durable (or have failed).
  */
 export interface Replica {
   /** The row for key, tombstone included; undefined when the key was never seen (or purged). */
@@ -56,9 +58,11 @@ export interface Replica {
    * Last-writer-wins apply: stores each entry whose version is newer than the
    * held one (tombstones are versions; a version never goes down). With
    * `source`, records in the same transaction that this replica has read
-   * `source.peer`'s stream up to `source.cursor`. Returns how many were stored.
+   * `source.peer`'s stream up to `source.cursor`. When durable, the shell
+   * calls `ClusterNode.applied(ticket, storedCount)`; on failure
+   * `applied(ticket, null)` (nothing stored, the cursor not moved).
    */
-  apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number;
+  apply(entries: Entry[], source: { peer: NodeId; cursor: string } | undefined, ticket: number): void;
   /**
    * How far a reader holding `cursor` (a cursor this replica served, sent
    * back in a Pull) certainly has this replica's data: every write with a
@@ -82,7 +86,9 @@ export interface Replica {
   /**
    * Removes tombstones of this replica's own stream that every cursor in
    * `ackedCursors` is past. A null or foreign-stream cursor is past nothing,
-   * so nothing is purged. Returns how many were removed.
+   * so nothing is purged. Returns how many it removes; the removal is ordered
+   * after every apply made before this call and before every apply made
+   * after it.
    */
   purgeTombstones(ackedCursors: (string | null)[]): number;
   /** How many changes of this replica's stream lie after `cursor` (lag of the reader). */
