@@ -197,6 +197,8 @@ export class ProcessorGroup {
   /** Starts the writer; resolves when it has opened the file. The processors and the member are attached to it. */
   private spawnWriter(): Promise<void> {
     const stats = new Float64Array(new SharedArrayBuffer(WRITER_SLOTS * 8));
+    const metrics = newMetricsBuffer();
+    this.liveMetrics.add(metrics);
     const data: WriterData = {
       daemonId: this.daemon.id,
       daemonIndex: this.daemonIndex,
@@ -208,6 +210,7 @@ export class ProcessorGroup {
       clock: this.clock,
       stats: stats.buffer as SharedArrayBuffer,
       commitCounter: this.commitCounter,
+      metrics,
       faultInjection: this.config.faultInjection,
     };
     const worker = new Worker(WRITER_ENTRY, { workerData: data, name: `kv ${this.daemon.id}:${this.group.port} writer` });
@@ -250,6 +253,8 @@ export class ProcessorGroup {
         clearTimeout(startTimer);
         const wasStarting = w.state === 'starting';
         w.state = 'exited';
+        this.retiredMetrics.add(metrics);
+        this.liveMetrics.delete(metrics);
         for (let i = 0; i < WRITER_SLOTS; i++) if (i !== WriterSlot.beats && i !== WriterSlot.inCommit) this.retiredWriter[i] += i === WriterSlot.commitMsMax || i === WriterSlot.batchMax ? 0 : stats[i];
         this.retiredWriter[WriterSlot.commitMsMax] = Math.max(this.retiredWriter[WriterSlot.commitMsMax], stats[WriterSlot.commitMsMax]);
         this.retiredWriter[WriterSlot.batchMax] = Math.max(this.retiredWriter[WriterSlot.batchMax], stats[WriterSlot.batchMax]);

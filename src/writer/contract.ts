@@ -23,6 +23,8 @@ export interface WriterData {
   stats: SharedArrayBuffer;
   /** Int32Array[1]: number of the last commit whose invalidations were posted (see InvalidationMessage) */
   commitCounter: SharedArrayBuffer;
+  /** metrics buffer (src/metrics/counters.ts): commit batch sizes and commit-to-durable times */
+  metrics: SharedArrayBuffer;
   /** tests only: faults may be injected */
   faultInjection: boolean;
 }

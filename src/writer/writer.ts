@@ -17,6 +17,7 @@
 import { fdatasync, openSync } from 'node:fs';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Store } from '../store/store.ts';
+import { MetricsWriter } from '../metrics/counters.ts';
 import { SharedClock } from '../store/clock.ts';
 import { commitRequests } from './execute.ts';
 import { SLOW_COMMIT_FAULT_MS, WriterSlot, type FromWriterThread, type InvalidationMessage, type ToWriter, type ToWriterThread, type WriterData } from './contract.ts';
@@ -24,6 +25,7 @@ import { SLOW_COMMIT_FAULT_MS, WriterSlot, type FromWriterThread, type Invalidat
 const data = workerData as WriterData;
 const parent = parentPort!;
 const stats = new Float64Array(data.stats);
+const metrics = new MetricsWriter(data.metrics);
 const commitCounter = new Int32Array(data.commitCounter);
 const send = (m: FromWriterThread) => parent.postMessage(m);
 
@@ -102,6 +104,7 @@ function commit(): void {
     }
   };
   if (!syncCommits || (outcome.changedKeys.size === 0 && !items.some((i) => i.request.type === 'apply'))) {
+    if (outcome.ops > 0) metrics.commit(outcome.ops, tookMs / 1000);
     answer();
   } else {
     walFd ??= openSync(`${data.dbFile}-wal`, 'r+');
@@ -112,6 +115,8 @@ function commit(): void {
       syncsInFlight--;
       stats[WriterSlot.syncsDone]++;
       stats[WriterSlot.syncMsTotal] += performance.now() - syncStartedMs;
+      // commit batch size, and the time from the commit's start until it is durable
+      metrics.commit(outcome.ops, (performance.now() - startedMs) / 1000);
       // a failed sync leaves committed pages of unknown durability: stop (as PostgreSQL does); what is in flight is answered OUTCOME_UNKNOWN
       if (e) throw new Error(`fdatasync of the WAL failed: ${e.message}`);
       answer();
