@@ -32,6 +32,8 @@ export class SqliteReplica implements Replica {
   private digests: { buckets: number; values: number[]; atMs: number } | undefined;
   /** tombstones younger than this stay even when every peer has them (a restored backup must still learn of the delete) */
   private readonly tombstoneGraceMs: number;
+  /** the file's synced flag, read once */
+  private synced: boolean | undefined;
 
   constructor(
     store: Store,
@@ -76,11 +78,15 @@ export class SqliteReplica implements Replica {
   }
 
   isSynced(): boolean {
-    return this.store.isSynced();
+    return (this.synced ??= this.store.isSynced());
   }
 
+  /** At once in memory; in the file through the writer (a restart before that copies the peers again). */
   markSynced(): void {
-    this.store.markSynced();
+    this.synced = true;
+    this.writer.request({ type: 'mark-synced' }, (a) => {
+      if (a?.type !== 'applied') this.onFailed('mark-synced', a === null ? 'the writer died' : a.type === 'failed' ? a.error : 'unexpected answer');
+    });
   }
 
   get(key: string): Entry | undefined {

@@ -378,8 +378,9 @@ export class Store {
     return (this.db.prepare("SELECT value FROM meta WHERE name = 'synced'").get() as { value: number } | undefined)?.value === 1;
   }
 
-  markSynced(): void {
-    this.writeBatch(() => this.db.prepare("UPDATE meta SET value = 1 WHERE name = 'synced'").run());
+  /** Inside writeBatch. */
+  setSynced(): void {
+    this.db.prepare("UPDATE meta SET value = 1 WHERE name = 'synced'").run();
   }
 
   /** Seq of the newest change in this file's stream. */

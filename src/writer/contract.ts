@@ -54,9 +54,10 @@ export type ToWriter =
   | { type: 'ops'; id: number; ops: Uint8Array }
   /** replicated or repaired entries, last writer wins; with `source`, the peer cursor saved in the same transaction */
   | { type: 'apply'; id: number; entries: Entry[]; source?: { peer: string; cursor: string } }
-  /** remove tombstones of this file's stream at or before `upToSeq` */
-  /** tombstones at or before upToSeq whose delete is older than deletedBeforeTs (µs, the grace period) */
-  | { type: 'purge'; id: number; upToSeq: bigint; deletedBeforeTs: bigint };
+  /** remove tombstones of this file's stream at or before `upToSeq` whose delete is older than deletedBeforeTs (µs, the grace period) */
+  | { type: 'purge'; id: number; upToSeq: bigint; deletedBeforeTs: bigint }
+  /** the file holds every write this daemon acknowledged again (the cluster's quorum reads) */
+  | { type: 'mark-synced'; id: number };
 
 export type FromWriter =
   /** one result per op, encoded by ops-codec.ts */

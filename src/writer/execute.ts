@@ -90,6 +90,9 @@ export function commitRequests(store: Store, clock: SharedClock, requests: ToWri
           case 'purge':
             ops++;
             return { type: 'applied', id: r.id, count: store.purgeTombstones(r.upToSeq, r.deletedBeforeTs) };
+          case 'mark-synced':
+            store.setSynced();
+            return { type: 'applied', id: r.id, count: 0 };
         }
       }),
     );
