@@ -62,7 +62,7 @@ export class ClusterNode {
     const quorum = new Quorum(this.peers, settings, options.replica, this.replication, options.nowMs);
     this.quorum = quorum;
     this.replication.listener = {
-      pulled: (peer, cursor, nowMs, out) => quorum.pulled(peer, cursor, nowMs, out),
+      pulled: (peer, cursor, answer, nowMs, out) => quorum.pulled(peer, cursor, answer, nowMs, out),
       page: (peer, more, lease, sentAtMs, out) => quorum.page(peer, more, lease, sentAtMs, out),
       voided: (out) => quorum.reissueAll(out),
     };

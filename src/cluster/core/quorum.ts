@@ -15,7 +15,8 @@
 // - Read leases keep most MAJORITY reads local. A peer's Pull asks for one;
 //   the answer grants it when the puller holds every write this node has
 //   acknowledged (its acknowledged position is at least the highest position
-//   ever released). From the Pull's arrival this node counts the puller among
+//   ever released) and applied the last page it was sent (a puller whose
+//   applies fail keeps pulling; it must not hold the writes hostage). From the Pull's arrival this node counts the puller among
 //   the daemons every write at MAJORITY must wait for, for readLeaseMs; the
 //   puller holds the lease for readLeaseMs less the drift allowance, counted
 //   from when it SENT the Pull (its clock, which may run slower or faster by
@@ -89,6 +90,8 @@ export class Quorum {
   private releasedHigh = 0n;
   /** leases this node granted: it waits for the peer's acknowledgement until then (own clock) */
   private readonly grantedUntil = new Map<NodeId, number>();
+  /** per peer: the acknowledged position of the last page it was sent */
+  private readonly servedAcked = new Map<NodeId, bigint>();
   /** leases this node holds from each peer, until then (own clock) */
   private readonly heldUntil = new Map<NodeId, number>();
   private readonly reads = new Map<number, ReadQuery>();
@@ -146,12 +149,19 @@ export class Quorum {
     return n;
   }
 
-  /** A Pull from `peer` with the cursor of the last page it applied; returns whether the answer grants a read lease. */
-  pulled(peer: NodeId, cursor: string | null, nowMs: number, out: Outbox): boolean {
+  /**
+   * A Pull from `peer` with the cursor of the last page it applied, answered
+   * with a page ending at `answer`; returns whether the answer grants a read
+   * lease: the peer holds everything ever acknowledged here, and it applied
+   * the last page it was sent (a peer whose applies fail, or that fell
+   * behind, must not hold every MAJORITY write hostage by pulling on).
+   */
+  pulled(peer: NodeId, cursor: string | null, answer: string, nowMs: number, out: Outbox): boolean {
     if (!this.acked.has(peer)) return false;
     const position = this.replica.ackedPosition(cursor);
     this.acked.set(peer, position);
-    const grant = position >= this.releasedHigh;
+    const grant = position >= this.releasedHigh && position >= (this.servedAcked.get(peer) ?? 0n);
+    this.servedAcked.set(peer, this.replica.ackedPosition(answer));
     if (grant) this.grantedUntil.set(peer, Math.max(this.grantedUntil.get(peer)!, nowMs + this.settings.readLeaseMs));
     this.update(nowMs, out);
     return grant;

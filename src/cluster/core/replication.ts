@@ -59,8 +59,8 @@ interface BucketFetch {
 
 /** What consistency levels learn from replication (see quorum.ts). */
 export interface ReplicationListener {
-  /** a Pull from `peer`: it holds the pages up to `cursor`; returns whether the answer grants it a read lease */
-  pulled(peer: NodeId, cursor: string | null, nowMs: number, out: Outbox): boolean;
+  /** a Pull from `peer`: it holds the pages up to `cursor`, and is answered with a page ending at `answer`; returns whether the answer grants it a read lease */
+  pulled(peer: NodeId, cursor: string | null, answer: string, nowMs: number, out: Outbox): boolean;
   /** an accepted page of `peer`'s stream, answering the pull sent at `pullSentAtMs` */
   page(peer: NodeId, more: boolean, lease: boolean, pullSentAtMs: number, out: Outbox): void;
   /** a purge voided every request issued so far */
@@ -181,8 +181,8 @@ export class Replication implements RequestIds {
       }
       case 'pull': {
         this.pulledCursors.set(from, msg.cursor);
-        const lease = this.listener?.pulled(from, msg.cursor, nowMs, out) ?? false;
         const page = this.replica.changesSince(msg.cursor, this.settings.maxEntriesPerMessage);
+        const lease = this.listener?.pulled(from, msg.cursor, page.cursor, nowMs, out) ?? false;
         out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more, lease });
         return;
       }
