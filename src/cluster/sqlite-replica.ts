@@ -6,7 +6,7 @@
 import type { SharedClock } from '../store/clock.ts';
 import type { Change, Store } from '../store/store.ts';
 import { computeDigests } from './digest.ts';
-import { hashRange } from '../store/key-hash.ts';
+import { hashRange } from '../common/key-hash.ts';
 import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
 import type { WriteLock } from './write-lock.ts';
-import { fnv1a } from './key-hash.ts';
+import { fnv1a } from '../common/key-hash.ts';
 
 export interface Versioned {
   value: Buffer;

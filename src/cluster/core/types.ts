@@ -2,7 +2,7 @@
 // port the core reads and writes data through, the hard state the shell must
 // persist, the events the core reports and the core's settings.
 
-import { bucketOfHash, fnv1a } from '../../store/key-hash.ts';
+import { bucketOfHash, fnv1a } from '../../common/key-hash.ts';
 
 /** A daemon id from the config (`daemons[].id`). */
 export type NodeId = string;
