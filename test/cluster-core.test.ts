@@ -295,3 +295,22 @@ test("the leader's view: lag, clock skew reported once, degraded groups asked to
     t.true(view.daemons.filter((x) => x.id !== 'n2').every((x) => x.clockSkewed));
   }
 });
+
+test('a pull answered in a lower term is applied: pulls do not depend on leadership', (t) => {
+  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9, purgeIntervalMs: 1e9 });
+  c.runUntil('a known leader', () => c.settled());
+  const leader = c.leaders()[0];
+  const [puller, source] = [...c.members.values()].filter((m) => m !== leader);
+  const term = puller.core.term;
+  source.replica.put('late-answer', Buffer.from('v'), BigInt(c.nowMs) * 1000n);
+  const pull = puller.core.receive(source.id, { type: 'notify', term, from: source.id }, c.nowMs).messages.find((m) => m.msg.type === 'pull');
+  t.truthy(pull, 'a notify makes it pull');
+  const changes = source.core.receive(puller.id, pull!.msg, c.nowMs).messages.find((m) => m.msg.type === 'changes');
+  t.truthy(changes);
+  // an election happens while the answer is on its way
+  puller.core.receive(leader.id, { type: 'heartbeat', term: term + 1, from: leader.id, sentAtMs: 0 }, c.nowMs);
+  t.is(puller.core.term, term + 1);
+  t.is(changes!.msg.term, term);
+  puller.core.receive(source.id, changes!.msg, c.nowMs);
+  t.is(valueOf(puller, 'late-answer'), 'v');
+});

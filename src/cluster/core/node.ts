@@ -32,6 +32,14 @@ export interface ClusterNodeOptions {
 }
 
 const VOTING_TYPES = new Set<Message['type']>(['preVote', 'preVoteReply', 'vote', 'voteReply']);
+/**
+ * Answers that carry data for one of this node's requests. Pulls, purge
+ * rounds, bucket fetches and key queries do not depend on leadership, and
+ * their request ids already fence stale answers, so one sent in a lower term
+ * is still used: dropping it would stall that pull for a pull timeout after
+ * every election.
+ */
+const DATA_REPLY_TYPES = new Set<Message['type']>(['changes', 'cursorReply', 'bucketEntries', 'hasKey']);
 
 export class ClusterNode {
   readonly self: NodeId;
@@ -90,6 +98,10 @@ export class ClusterNode {
     if (msg.from !== from || !this.peers.includes(from)) return out.out;
     if (VOTING_TYPES.has(msg.type)) {
       this.election.receiveVoting(msg, nowMs, out);
+      return out.out;
+    }
+    if (msg.term < this.term && DATA_REPLY_TYPES.has(msg.type)) {
+      this.replication.receive(from, msg, nowMs, out, this.election);
       return out.out;
     }
     if (!this.election.observeTerm(msg, nowMs, out, REQUEST_TYPES.has(msg.type))) return out.out;
