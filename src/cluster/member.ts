@@ -8,7 +8,7 @@ import type { Logger } from '../supervisor/log.ts';
 import type { SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
-import { ClusterNode, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
+import { ClusterNode, InvariantError, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
@@ -46,7 +46,7 @@ export class ClusterMember {
   private notifyScheduled = false;
   private keyCount = 0;
   private stopped: Promise<void> | undefined;
-  /** the election state could not be saved: nothing more leaves this member */
+  /** the election state could not be saved, or the core found its state impossible: nothing more leaves this member */
   private failed = false;
 
   private constructor(parts: {
@@ -134,7 +134,7 @@ export class ClusterMember {
         this.log('warn', 'dropped a malformed peer message', { peer, error: decoded.error, bytes: payload.length });
         return;
       }
-      this.carryOut(this.node.receive(peer, decoded.msg, performance.now()));
+      this.drive(() => this.node.receive(peer, decoded.msg, performance.now()));
     });
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
     this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
@@ -159,7 +159,7 @@ export class ClusterMember {
   }
 
   private step(): void {
-    this.carryOut(this.node.tick(performance.now()));
+    this.drive(() => this.node.tick(performance.now()));
   }
 
   /** A processor committed writes: the peers are told to pull, once per event-loop turn. */
@@ -168,8 +168,30 @@ export class ClusterMember {
     this.notifyScheduled = true;
     setImmediate(() => {
       this.notifyScheduled = false;
-      if (!this.stopped) this.carryOut(this.node.localWrite());
+      if (!this.stopped) this.drive(() => this.node.localWrite());
     });
+  }
+
+  /**
+   * Runs one call of the core and carries out its output. A core that finds
+   * its own state impossible (InvariantError) stops the daemon: nothing more
+   * leaves this member, and pm2 restarts the process from its durable state.
+   * Caught here because the transport, which delivers peer messages, keeps
+   * going after a handler error.
+   */
+  private drive(call: () => Output): void {
+    if (this.failed) return;
+    let out: Output;
+    try {
+      out = call();
+    } catch (e) {
+      if (!(e instanceof InvariantError)) throw e;
+      this.failed = true;
+      this.log('error', 'cluster core invariant violated; sending nothing more and stopping the daemon', { error: e.message, stack: e.stack });
+      this.hooks.fatal(e.message);
+      return;
+    }
+    this.carryOut(out);
   }
 
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
@@ -251,7 +273,7 @@ export class ClusterMember {
     if (this.stopped) return Promise.resolve();
     const reqId = String(this.nextFetchId++);
     const done = new Promise<void>((resolve) => this.fetches.set(reqId, resolve));
-    this.carryOut(this.node.keyMiss(key, reqId, performance.now()));
+    this.drive(() => this.node.keyMiss(key, reqId, performance.now()));
     return done;
   }
 
