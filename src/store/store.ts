@@ -128,6 +128,9 @@ const toChange = (r: ChangeRow): Change => ({
   seq: r.seq,
 });
 
+/** Read-cache mark of a key that has no row at all (as opposed to a tombstone). */
+const UNSEEN = Symbol('unseen');
+
 export class Store {
   readonly file: string;
   private readonly db: Database.Database;
@@ -158,8 +161,8 @@ export class Store {
   private readonly writeLock: WriteLock | undefined;
   private readonly keepTombstones: boolean;
   private readonly deleteRow: Database.Statement<[string]>;
-  /** key → its live value, or null when known absent; valid for `cachedDataVersion` */
-  private readonly cache: Map<string, Versioned | null> | undefined;
+  /** key → its live value, null when deleted (a tombstone), UNSEEN when it has no row; valid for `cachedDataVersion` */
+  private readonly cache: Map<string, Versioned | null | typeof UNSEEN> | undefined;
   private readonly cacheLimit: number;
   private readonly selectDataVersion: Database.Statement<[], number>;
   private cachedDataVersion = -1;
@@ -256,13 +259,22 @@ export class Store {
   }
 
   get(key: string): Versioned | undefined {
+    return this.read(key) ?? undefined;
+  }
+
+  /**
+   * The live value of `key`; null when the key is deleted here (a
+   * tombstone: an answer, nothing to fetch); undefined when this store has
+   * no row for it (in a cluster: not received yet).
+   */
+  read(key: string): Versioned | null | undefined {
     const cached = this.cache?.get(key);
-    if (cached !== undefined) return cached ?? undefined;
+    if (cached !== undefined) return cached === UNSEEN ? undefined : cached;
     const row = this.selectRow.get(key);
-    const found = !row || row.deleted !== 0n ? undefined : { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
+    const found = !row ? undefined : row.deleted !== 0n ? null : { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
     if (this.cache) {
       if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, found ?? null);
+      this.cache.set(key, found === undefined ? UNSEEN : found);
     }
     return found;
   }

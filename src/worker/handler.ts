@@ -34,7 +34,7 @@ export interface HandlerEnv {
   onStoreError: (e: StoreError) => void;
   /** called after a batch with writes committed (cluster mode) */
   onCommitted?: () => void;
-  /** called for a GET of a key this store does not have (cluster mode) */
+  /** called for a GET of a key this store has no row for, not even a tombstone (cluster mode) */
   onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
 
@@ -59,13 +59,14 @@ function execute(env: HandlerEnv, req: Request): FrameFields {
   const stamp = (old: bigint) => clock.next(old);
   switch (f.command) {
     case Command.GET: {
-      const v = store.get(f.key);
-      if (!v && env.onKeyMiss) {
+      const v = store.read(f.key);
+      // a tombstone (null) is an answer; only a key without any row may still be on its way from a peer
+      if (v === undefined && env.onKeyMiss) {
         const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
         env.onKeyMiss(f.key, readThrough);
         if (readThrough) req.awaitKey = f.key;
       }
-      return found(f.id, f.key, v);
+      return found(f.id, f.key, v ?? undefined);
     }
     case Command.PUT:
       return found(f.id, f.key, store.put(f.key, Buffer.from(f.value.buffer, f.value.byteOffset, f.value.length), stamp));
