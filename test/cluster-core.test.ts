@@ -3,15 +3,15 @@
 // election, pre-vote, check-quorum, fencing, the persist-before-send output,
 // pull replication and purge, stream change, anti-entropy, key misses, the
 // leader's view (clock skew, degraded groups).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ClusterNode, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
-import { MemoryReplica } from './sim/memory-replica.ts';
+import { SimReplica } from './sim/sim-replica.ts';
 import { Rng, simSettings } from './sim/simulator.ts';
 
 interface Member {
   id: string;
   core: ClusterNode;
-  replica: MemoryReplica;
+  replica: SimReplica;
   hard: HardState;
   events: ClusterEvent[];
   clockOffsetMs: number;
@@ -32,10 +32,25 @@ class Cluster {
     this.rng = new Rng(seed);
     this.settings = { ...simSettings, ...settings };
     this.ids = Array.from({ length: size }, (_, i) => `n${i}`);
-    this.ids.forEach((id, i) => this.start(id, new MemoryReplica(`s${i}`, i), { term: 0, votedFor: null }, 0));
+    this.ids.forEach((id, i) => this.start(id, this.newReplica(id, i), { term: 0, votedFor: null }, 0));
   }
 
-  start(id: string, replica: MemoryReplica, hard: HardState, clockOffsetMs: number): Member {
+  /** A new (empty) data file for member `id`: the daemon's real store and replica, in memory. */
+  newReplica(id: string, streamId: number): SimReplica {
+    return new SimReplica({
+      streamId: BigInt(streamId),
+      origin: this.ids.indexOf(id),
+      wallClockUs: () => BigInt(this.nowMs + (this.members.get(id)?.clockOffsetMs ?? 0)) * 1000n,
+      nowMs: () => this.nowMs,
+      antiEntropyIntervalMs: this.settings.antiEntropyIntervalMs!,
+    });
+  }
+
+  close(): void {
+    for (const m of this.members.values()) m.replica.close();
+  }
+
+  start(id: string, replica: SimReplica, hard: HardState, clockOffsetMs: number): Member {
     const m: Member = { id, replica, hard, events: [], clockOffsetMs, core: undefined as unknown as ClusterNode };
     m.core = new ClusterNode({
       self: id,
@@ -106,11 +121,17 @@ class Cluster {
 
   write(id: string, key: string, value: string | null): Entry | undefined {
     const m = this.get(id);
-    const wallUs = BigInt(this.nowMs + m.clockOffsetMs) * 1000n;
-    const e = value === null ? m.replica.del(key, wallUs) : m.replica.put(key, Buffer.from(value), wallUs);
+    const e = value === null ? m.replica.del(key) : m.replica.put(key, Buffer.from(value));
     this.handle(m, m.core.localWrite());
     return e;
   }
+}
+
+/** A cluster whose in-memory databases are closed when the test ends. */
+function cluster(t: ExecutionContext, size: number, settings: Partial<CoreSettings> = {}): Cluster {
+  const c = new Cluster(size, settings);
+  t.teardown(() => c.close());
+  return c;
 }
 
 const valueOf = (m: Member, key: string) => {
@@ -119,7 +140,7 @@ const valueOf = (m: Member, key: string) => {
 };
 
 test('three nodes elect one leader that every follower knows', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
   c.run(100);
@@ -132,7 +153,7 @@ test('three nodes elect one leader that every follower knows', (t) => {
 });
 
 test('a vote is in the persist of the same output that carries the granted reply', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   const voter = c.get('n1');
   const out = voter.core.receive('n0', { type: 'vote', term: 1, from: 'n0' }, c.nowMs);
   t.deepEqual(out.persist, { term: 1, votedFor: 'n0' });
@@ -150,7 +171,7 @@ test('a vote is in the persist of the same output that carries the granted reply
 });
 
 test('pre-vote: an isolated follower does not raise its term and does not disturb the leader when it returns', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
   const term = leader.core.term;
@@ -167,7 +188,7 @@ test('pre-vote: an isolated follower does not raise its term and does not distur
 });
 
 test('check-quorum: a cut-off leader steps down; the majority elects a new one; the old one follows on return', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const old = c.leaders()[0];
   c.isolate(old.id);
@@ -182,7 +203,7 @@ test('check-quorum: a cut-off leader steps down; the majority elects a new one; 
 });
 
 test('fencing: a request from an older term is answered with Stale and changes nothing', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const follower = [...c.members.values()].find((m) => m.core.role === 'follower')!;
   const { term, leaderId } = follower.core;
@@ -196,7 +217,7 @@ test('fencing: a request from an older term is answered with Stale and changes n
 });
 
 test('writes on any node reach every node; a delete is purged once every node has it', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.write('n1', 'apple', 'red');
   c.runUntil('apple everywhere', () => [...c.members.values()].every((m) => valueOf(m, 'apple') === 'red'));
   c.write('n2', 'apple', null);
@@ -205,11 +226,11 @@ test('writes on any node reach every node; a delete is purged once every node ha
 });
 
 test('a node whose data file is recreated gets a full copy (its peers see a new stream)', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   for (let i = 0; i < 10; i++) c.write(`n${i % 3}`, `k${i}`, `v${i}`);
   c.runUntil('all keys everywhere', () => [...c.members.values()].every((m) => m.replica.liveView().size === 10));
   const old = c.get('n2');
-  const fresh = c.start('n2', new MemoryReplica('s2-new', 2), old.hard, 0);
+  const fresh = c.start('n2', c.newReplica('n2', 99), old.hard, 0);
   c.runUntil('refilled', () => fresh.replica.liveView().size === 10);
   c.write('n2', 'after', 'x');
   c.runUntil('its new stream is pulled', () => valueOf(c.get('n0'), 'after') === 'x');
@@ -218,13 +239,12 @@ test('a node whose data file is recreated gets a full copy (its peers see a new 
 
 test('anti-entropy repairs divergence that pulls do not carry', (t) => {
   // pulls effectively off: only the leader's digest rounds can move data
-  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, maxEntriesPerMessage: 2 });
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, maxEntriesPerMessage: 2 });
   c.runUntil('a leader', () => c.leaders().length === 1);
-  const wall = BigInt(c.nowMs) * 1000n;
-  c.get('n0').replica.put('a', Buffer.from('0'), wall);
-  c.get('n1').replica.put('b', Buffer.from('1'), wall);
-  for (let i = 0; i < 7; i++) c.get('n2').replica.put(`c${i}`, Buffer.from('2'), wall + BigInt(i));
-  c.get('n1').replica.put('a', Buffer.from('newer'), wall + 10n);
+  c.get('n0').replica.put('a', Buffer.from('0'));
+  c.get('n1').replica.put('b', Buffer.from('1'));
+  for (let i = 0; i < 7; i++) c.get('n2').replica.put(`c${i}`, Buffer.from('2'));
+  c.get('n1').replica.put('a', Buffer.from('newer'));
   c.runUntil('all replicas equal', () => {
     const views = [...c.members.values()].map((m) => JSON.stringify([...m.replica.liveView()].map(([k, e]) => [k, e.ts.toString(), e.origin]).sort()));
     return views.every((v) => v === views[0]) && c.get('n0').replica.liveView().size === 9;
@@ -233,13 +253,12 @@ test('anti-entropy repairs divergence that pulls do not carry', (t) => {
 });
 
 test('key miss: asked of the leader, answered from its replica or a follower, coalesced per key', (t) => {
-  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9 });
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9 });
   c.runUntil('a known leader', () => c.settled());
   const leader = c.leaders()[0];
   const [asker, holder] = [...c.members.values()].filter((m) => m !== leader);
-  const wall = BigInt(c.nowMs) * 1000n;
-  leader.replica.put('on-leader', Buffer.from('L'), wall);
-  holder.replica.put('on-follower', Buffer.from('F'), wall);
+  leader.replica.put('on-leader', Buffer.from('L'));
+  holder.replica.put('on-follower', Buffer.from('F'));
   const sentBefore = c.sent.length;
   c.handle(asker, asker.core.keyMiss('on-follower', 'r1', c.nowMs));
   c.handle(asker, asker.core.keyMiss('on-follower', 'r2', c.nowMs));
@@ -257,7 +276,7 @@ test('key miss: asked of the leader, answered from its replica or a follower, co
 });
 
 test('key miss without a known leader, or over the bound, answers null at once', (t) => {
-  const c = new Cluster(3, { maxPendingKeyFetches: 1 });
+  const c = cluster(t, 3, { maxPendingKeyFetches: 1 });
   const m = c.get('n0');
   const out = m.core.keyMiss('k', 'r1', c.nowMs);
   t.deepEqual(out.events, [{ type: 'keyFetched', reqId: 'r1', key: 'k', entry: null }]);
@@ -269,7 +288,7 @@ test('key miss without a known leader, or over the bound, answers null at once',
 });
 
 test("the leader's view: lag, clock skew reported once, degraded groups asked to retry with backoff", (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.get('n2').clockOffsetMs = 5_000;
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
@@ -297,12 +316,12 @@ test("the leader's view: lag, clock skew reported once, degraded groups asked to
 });
 
 test('a pull answered in a lower term is applied: pulls do not depend on leadership', (t) => {
-  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9, purgeIntervalMs: 1e9 });
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9, purgeIntervalMs: 1e9 });
   c.runUntil('a known leader', () => c.settled());
   const leader = c.leaders()[0];
   const [puller, source] = [...c.members.values()].filter((m) => m !== leader);
   const term = puller.core.term;
-  source.replica.put('late-answer', Buffer.from('v'), BigInt(c.nowMs) * 1000n);
+  source.replica.put('late-answer', Buffer.from('v'));
   const pull = puller.core.receive(source.id, { type: 'notify', term, from: source.id }, c.nowMs).messages.find((m) => m.msg.type === 'pull');
   t.truthy(pull, 'a notify makes it pull');
   const changes = source.core.receive(puller.id, pull!.msg, c.nowMs).messages.find((m) => m.msg.type === 'changes');

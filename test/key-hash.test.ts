@@ -39,7 +39,7 @@ test('a bucket is listed page by page from the index: every row of the bucket on
     for (const k of keys) store.put(k, Buffer.from(k), stamp);
     for (const k of keys.slice(0, 300)) store.del(k, stamp);
   });
-  const replica = new SqliteReplica(store, new SharedClock(), { digestMaxAgeMs: 1000 });
+  const replica = new SqliteReplica(store, new SharedClock(), { antiEntropyIntervalMs: 1000 });
   const buckets = 16;
   const seen = new Set<string>();
   for (let b = 0; b < buckets; b++) {

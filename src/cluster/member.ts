@@ -82,8 +82,8 @@ export class ClusterMember {
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
     const origin = config.daemons.indexOf(daemon);
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
-    // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
-    const replica = new SqliteReplica(store, clock, { digestMaxAgeMs: 6 * c.antiEntropyIntervalMs });
+    // digests are refreshed in the background every round (refreshDigests)
+    const replica = new SqliteReplica(store, clock, { antiEntropyIntervalMs: c.antiEntropyIntervalMs });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),

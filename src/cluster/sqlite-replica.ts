@@ -11,6 +11,13 @@ import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
 
+/**
+ * The member refreshes the digests in the background once per anti-entropy
+ * round; a cached set older than this many rounds (the job queue is stuck) is
+ * recomputed on the spot.
+ */
+export const DIGEST_MAX_AGE_ROUNDS = 6;
+
 export class SqliteReplica implements Replica {
   private readonly store: Store;
   private readonly clock: SharedClock;
@@ -20,11 +27,11 @@ export class SqliteReplica implements Replica {
   private readonly digestMaxAgeMs: number;
   private digests: { buckets: number; values: number[]; atMs: number } | undefined;
 
-  constructor(store: Store, clock: SharedClock, options: { digestMaxAgeMs: number; now?: () => number }) {
+  constructor(store: Store, clock: SharedClock, options: { antiEntropyIntervalMs: number; now?: () => number }) {
     this.store = store;
     this.clock = clock;
     this.stream = store.streamId.toString(36);
-    this.digestMaxAgeMs = options.digestMaxAgeMs;
+    this.digestMaxAgeMs = DIGEST_MAX_AGE_ROUNDS * options.antiEntropyIntervalMs;
     this.now = options.now ?? Date.now;
   }
 

@@ -55,6 +55,8 @@ export interface StoreOptions {
    * deletes never pile up. Default true.
    */
   keepTombstones?: boolean;
+  /** the stream id a new file gets (default: random); deterministic simulations set it */
+  newStreamId?: bigint;
 }
 
 /** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
@@ -208,7 +210,7 @@ export class Store {
     for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll, this.selectChange, this.selectHashRange]) {
       s.safeIntegers(true);
     }
-    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
+    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(options.newStreamId ?? randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
     this.streamId = (db.prepare("SELECT value FROM meta WHERE name = 'stream'").safeIntegers(true).get() as { value: bigint }).value;
   }
 
