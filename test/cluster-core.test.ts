@@ -4,7 +4,7 @@
 // pull replication and purge, stream change, anti-entropy, key misses, the
 // leader's view (clock skew, degraded groups).
 import test, { type ExecutionContext } from 'ava';
-import { ClusterNode, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
+import { ClusterNode, bucketOf, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
 import { SimReplica } from './sim/sim-replica.ts';
 import { Rng, simSettings } from './sim/simulator.ts';
 
@@ -332,4 +332,44 @@ test('a pull answered in a lower term is applied: pulls do not depend on leaders
   t.is(changes!.msg.term, term);
   puller.core.receive(source.id, changes!.msg, c.nowMs);
   t.is(valueOf(puller, 'late-answer'), 'v');
+});
+
+test('anti-entropy repairs a divergence in any bucket within a bounded number of rounds, also while the lowest buckets always differ', (t) => {
+  const buckets = 8;
+  const perRound = 2;
+  const interval = 300;
+  // pulls off: only anti-entropy moves data
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: interval, antiEntropyBuckets: buckets, maxRepairBucketsPerRound: perRound });
+  c.runUntil('a known leader', () => c.settled());
+  const leader = c.leaders()[0];
+  const follower = [...c.members.values()].find((m) => m !== leader)!;
+  const keyIn = (bucket: number) => {
+    for (let i = 0; ; i++) if (bucketOf(`k${i}`, buckets) === bucket) return `k${i}`;
+  };
+  const hot = Array.from({ length: perRound }, (_, b) => keyIn(b));
+  const cold = keyIn(buckets - 1);
+  // the divergence: a row only the follower has, in the highest bucket
+  follower.replica.put(cold, Buffer.from('only-here'));
+  // steady writes on the leader to the lowest buckets: they differ at every round
+  let n = 0;
+  const rounds = Math.ceil(buckets / perRound) + 2;
+  for (let ms = 0; ms < rounds * interval && valueOf(leader, cold) === undefined; ms += 5) {
+    for (const k of hot) leader.replica.put(k, Buffer.from(String(n++)));
+    c.step();
+  }
+  t.is(valueOf(leader, cold), 'only-here', `not repaired within ${rounds} rounds`);
+});
+
+test('cached digests are recomputed once older than the bound: a divergence is not hidden for long', (t) => {
+  const interval = 1_000;
+  let now = 0;
+  const replica = new SimReplica({ streamId: 1n, origin: 0, wallClockUs: () => 1_000_000n, nowMs: () => now, antiEntropyIntervalMs: interval });
+  t.teardown(() => replica.close());
+  replica.refreshDigests(8);
+  const empty = replica.bucketDigests(8);
+  replica.put('k', Buffer.from('v'));
+  t.deepEqual(replica.bucketDigests(8), empty, 'within the bound the cached set is used');
+  // the member refreshes once a round: a cache two and a half rounds old means the refresh is stuck
+  now = 2.5 * interval;
+  t.notDeepEqual(replica.bucketDigests(8), empty, 'past the bound the digests are recomputed');
 });

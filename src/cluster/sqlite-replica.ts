@@ -16,7 +16,7 @@ const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.times
  * round; a cached set older than this many rounds (the job queue is stuck) is
  * recomputed on the spot.
  */
-export const DIGEST_MAX_AGE_ROUNDS = 6;
+export const DIGEST_MAX_AGE_ROUNDS = 2;
 
 export class SqliteReplica implements Replica {
   private readonly store: Store;
