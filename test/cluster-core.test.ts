@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ClusterNode, bucketOf, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
 import { SimReplica } from './sim/sim-replica.ts';
+import { originOf } from '../src/common/origin.ts';
 import { Rng, simSettings } from './sim/simulator.ts';
 
 interface Member {
@@ -39,7 +40,7 @@ class Cluster {
   newReplica(id: string, streamId: number): SimReplica {
     return new SimReplica({
       streamId: BigInt(streamId),
-      origin: this.ids.indexOf(id),
+      origin: originOf(id),
       wallClockUs: () => BigInt(this.nowMs + (this.members.get(id)?.clockOffsetMs ?? 0)) * 1000n,
       nowMs: () => this.nowMs,
       antiEntropyIntervalMs: this.settings.antiEntropyIntervalMs!,

@@ -80,8 +80,7 @@ export class ClusterMember {
     // tests only: a wall clock this far off, as peers see it in heartbeats
     const clockOffsetMs = config.faultInjection ? Number(process.env.KV_FAULT_CLOCK_OFFSET_MS ?? 0) || 0 : 0;
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
-    const origin = config.daemons.indexOf(daemon);
-    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin, writeLock });
+    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin: daemon.origin, writeLock });
     // digests are refreshed in the background every round (refreshDigests)
     const replica = new SqliteReplica(store, clock, { antiEntropyIntervalMs: c.antiEntropyIntervalMs });
     const node = new ClusterNode({

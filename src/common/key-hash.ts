@@ -13,6 +13,15 @@ export function fnv1a(s: string, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
+/** FNV-1a 32-bit over bytes, continuing from `h` (anti-entropy digests hash values with it). */
+export function fnv1aBytes(bytes: Uint8Array, h = 0x811c9dc5): number {
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
 const HASH_SPACE = 2 ** 32;
 
 /** Bucket b of n covers the hashes [lo, hi): contiguous ranges, any n ≥ 1 (products stay below 2^53). */

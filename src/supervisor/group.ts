@@ -61,7 +61,7 @@ export interface GroupEvents {
 export class ProcessorGroup {
   readonly group: GroupConfig;
   private readonly daemon: DaemonConfig;
-  private readonly daemonIndex: number;
+  private readonly origin: number;
   private readonly config: Config;
   private readonly clock: SharedArrayBuffer;
   /** the processors' write turns on this group's file; the cluster member on the main thread takes them too */
@@ -82,7 +82,7 @@ export class ProcessorGroup {
   constructor(config: Config, daemon: DaemonConfig, group: GroupConfig, clock: SharedArrayBuffer, log: Logger, events: GroupEvents) {
     this.config = config;
     this.daemon = daemon;
-    this.daemonIndex = config.daemons.indexOf(daemon);
+    this.origin = daemon.origin;
     this.group = group;
     this.clock = clock;
     this.log = log;
@@ -104,7 +104,7 @@ export class ProcessorGroup {
     stats[StatSlot.heartbeatMs] = Date.now();
     const data: ProcessorData = {
       daemonId: this.daemon.id,
-      daemonIndex: this.daemonIndex,
+      origin: this.origin,
       host: this.daemon.host,
       port: this.group.port,
       dbFile: this.group.dbFile,

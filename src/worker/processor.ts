@@ -41,7 +41,7 @@ const store = Store.open(data.dbFile, {
   keepTombstones: data.keepTombstones,
   durability: data.durability,
   maxStoreBytes: data.limits.maxStoreBytes,
-  origin: data.daemonIndex,
+  origin: data.origin,
 });
 const clock = new SharedClock(data.clock);
 const connections = new Set<Connection>();

@@ -20,6 +20,7 @@ import {
   type Output,
 } from '../../src/cluster/core/index.ts';
 import { SimReplica } from './sim-replica.ts';
+import { originOf } from '../../src/common/origin.ts';
 
 export class SimViolation extends Error {
   constructor(what: string) {
@@ -246,7 +247,7 @@ export class Simulation {
   private newReplica(node: SimNode): SimReplica {
     return new SimReplica({
       streamId: BigInt(Math.floor(this.rng.next() * 2 ** 32)),
-      origin: node.index,
+      origin: originOf(node.id),
       wallClockUs: () => BigInt(this.clockOf(node)) * 1000n,
       nowMs: () => this.clockOf(node),
       antiEntropyIntervalMs: simSettings.antiEntropyIntervalMs!,

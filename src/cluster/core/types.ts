@@ -2,7 +2,7 @@
 // port the core reads and writes data through, the hard state the shell must
 // persist, the events the core reports and the core's settings.
 
-import { bucketOfHash, fnv1a } from '../../common/key-hash.ts';
+import { bucketOfHash, fnv1a, fnv1aBytes } from '../../common/key-hash.ts';
 
 /** A daemon id from the config (`daemons[].id`). */
 export type NodeId = string;
@@ -71,7 +71,7 @@ export interface Replica {
   pendingChanges(cursor: string | null): number;
   /**
    * One 32-bit digest per key-hash bucket (bucketOf(key, buckets)), over the
-   * LIVE rows only (key, ts, origin): tombstones do not count, so a purged
+   * LIVE rows only (key, ts, origin, value): tombstones do not count, so a purged
    * tombstone does not make two replicas differ.
    */
   bucketDigests(buckets: number): number[];
@@ -163,9 +163,13 @@ export function bucketOf(key: string, buckets: number): number {
   return bucketOfHash(fnv1a(key), buckets);
 }
 
-/** The digest contribution of one live row; a bucket's digest is the XOR of its rows'. */
-export function rowHash(key: string, ts: bigint, origin: number): number {
-  return fnv1a(`${key}\u0000${ts}\u0000${origin}`);
+/**
+ * The digest contribution of one live row; a bucket's digest is the XOR of
+ * its rows'. The value counts too: two replicas holding different values
+ * under one version must not look alike.
+ */
+export function rowHash(key: string, ts: bigint, origin: number, value: Uint8Array): number {
+  return fnv1aBytes(value, fnv1a(`${key}\u0000${ts}\u0000${origin}\u0000`));
 }
 
 /** Thrown when the core finds its own state impossible: stop loudly rather than corrupt data. */
