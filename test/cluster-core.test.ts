@@ -374,3 +374,22 @@ test('cached digests are recomputed once older than the bound: a divergence is n
   now = 2.5 * interval;
   t.notDeepEqual(replica.bucketDigests(8), empty, 'past the bound the digests are recomputed');
 });
+
+test('a version further ahead of local time than maxClockSkewMs is refused and does not drag the clock; it applies once time has caught up', (t) => {
+  const c = cluster(t, 3, { maxClockSkewMs: 200 });
+  c.runUntil('a known leader', () => c.settled());
+  const fast = c.get('n2');
+  fast.clockOffsetMs = 1_000;
+  // a version made by a clock 1 s ahead: 800 ms beyond the bound
+  c.write('n2', 'fast-key', 'from-the-future');
+  const fastTs = fast.replica.get('fast-key')!.ts;
+  c.run(300);
+  for (const id of ['n0', 'n1']) {
+    const m = c.get(id);
+    t.is(valueOf(m, 'fast-key'), undefined, `${id} refused it`);
+    t.true(m.events.some((e) => e.type === 'versionAhead' && e.peer === 'n2' && e.key === 'fast-key' && e.aheadMs > 200), `${id} reported it`);
+    t.true(m.replica.put(`local-${id}`, Buffer.from('x')).ts < fastTs - 500_000n, `${id}'s clock was not dragged forward`);
+  }
+  c.runUntil('applied once local time is within the bound', () => valueOf(c.get('n0'), 'fast-key') === 'from-the-future' && valueOf(c.get('n1'), 'fast-key') === 'from-the-future', 3_000);
+  t.pass();
+});

@@ -2,13 +2,15 @@
 // their peer ports. Replication, leader failover with kill -9, refill of a
 // daemon whose data file is gone, deletes that stay deleted, key misses
 // (background fetch and READ_THROUGH), a peer with the wrong secret, a degraded
-// group retried on the leader's word, `kv status`, and a skewed clock.
+// group retried on the leader's word, `kv status`, a skewed clock, and versions
+// from a peer far ahead of local time refused.
 
 import test from 'ava';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { TestCluster } from './helpers/cluster.ts';
 import { fnv1a } from '../src/common/key-hash.ts';
+import { originOf } from '../src/common/origin.ts';
 import { waitFor } from './helpers/daemon.ts';
 import { kv } from './helpers/kv-cli.ts';
 import { Command, Flag } from '../src/protocol/index.ts';
@@ -209,4 +211,29 @@ test('a daemon whose clock is off by more than the bound is flagged in the leade
   t.false(view.daemons.find((d: any) => d.id === other).clockSkewed, `${other}'s clock agrees`);
   await waitFor('the log line', () => /peer clock differs beyond the configured bound/.test(c.output()));
   t.pass();
+});
+
+test('a version from a peer far ahead of local time is refused (max-offset rule) and does not drag the clock', async (t) => {
+  const c = await TestCluster.start();
+  t.teardown(() => c.stopAll());
+  await c.leader();
+  // n2's stream gets a version 60 s in the future, as a fast clock would make it
+  const futureUs = BigInt(Date.now() + 60_000) * 1000n;
+  const db = new Database(c.member('n2').dbFile, { timeout: 5_000 });
+  db.transaction(() => {
+    const seq = (db.prepare("SELECT value FROM meta WHERE name = 'seq'").get() as { value: number }).value + 1;
+    db.prepare('INSERT INTO data_store(key, value, timestamp, origin, deleted, seq, khash) VALUES (?, ?, ?, ?, 0, ?, ?)')
+      .run('future', Buffer.from('f'), futureUs, originOf('n2'), seq, fnv1a('future'));
+    db.prepare("UPDATE meta SET value = ? WHERE name = 'seq'").run(seq);
+  }).immediate();
+  db.close();
+  await c.put('n2', 'wake-up', '1');
+  await waitFor('the refusal logged on n0 and n1', () =>
+    ['n0', 'n1'].every((id) => /refused a version from a peer further ahead of local time[^\n]*"peer":"n2"[^\n]*"key":"future"/.test(c.running.get(id)!.output())));
+  for (const id of ['n0', 'n1']) {
+    t.is((await c.get(id, 'future')).command, Command.NO_VAL, `${id} did not apply it`);
+    await c.put(id, `local-${id}`, 'x');
+    const { valueTimestamp } = await c.get(id, `local-${id}`);
+    t.true(valueTimestamp < futureUs - 30_000_000n, `${id}'s clock stayed at local time`);
+  }
 });

@@ -5,7 +5,7 @@
 
 import type { Config, DaemonConfig } from '../config/config.ts';
 import type { Logger } from '../supervisor/log.ts';
-import type { SharedClock } from '../store/clock.ts';
+import { wallClockUs, type SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
 import { ClusterNode, InvariantError, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
@@ -101,7 +101,8 @@ export class ClusterMember {
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
       },
       random: Math.random,
-      wallClockMs: () => Date.now() + clockOffsetMs,
+      // the versions' own time source: offsets and the bound on peers' versions are measured on what versions use
+      wallClockMs: () => Number(wallClockUs()) / 1000 + clockOffsetMs,
       nowMs: performance.now(),
     });
     const transport = new PeerTransport({
@@ -217,6 +218,15 @@ export class ClusterMember {
           break;
         case 'clockSkew':
           this.log('warn', 'peer clock differs beyond the configured bound', { peer: e.peer, offsetMs: e.offsetMs, maxClockSkewMs: this.config.cluster.maxClockSkewMs });
+          break;
+        case 'versionAhead':
+          this.log('warn', 'refused a version from a peer further ahead of local time than the clock-skew bound', {
+            peer: e.peer,
+            key: e.key,
+            ts: e.ts,
+            aheadMs: Math.round(e.aheadMs),
+            maxClockSkewMs: this.config.cluster.maxClockSkewMs,
+          });
           break;
         case 'keyFetched': {
           const done = this.fetches.get(e.reqId);

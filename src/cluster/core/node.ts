@@ -25,7 +25,10 @@ export interface ClusterNodeOptions {
   settings?: Partial<CoreSettings>;
   /** uniform in [0, 1): election timeouts and request-id starts */
   random: () => number;
-  /** the daemon's wall clock in ms, only for clock-offset estimates */
+  /**
+   * The daemon's wall clock in ms: the same source as its versions' physical
+   * part. For clock-offset estimates and the bound on versions from peers.
+   */
   wallClockMs: () => number;
   /** the clock of tick/receive at construction (monotonic ms) */
   nowMs: number;
@@ -101,7 +104,8 @@ export class ClusterNode {
       return out.out;
     }
     if (msg.term < this.term && DATA_REPLY_TYPES.has(msg.type)) {
-      this.replication.receive(from, msg, nowMs, out, this.election);
+      const bounded = this.withinClockBound(from, msg, out);
+      if (bounded) this.replication.receive(from, bounded, nowMs, out, this.election);
       return out.out;
     }
     if (!this.election.observeTerm(msg, nowMs, out, REQUEST_TYPES.has(msg.type))) return out.out;
@@ -123,10 +127,34 @@ export class ClusterNode {
       case 'retryGroups':
         if (from === this.leaderId) out.event({ type: 'retryGroups', groups: msg.groups });
         break;
-      default:
-        this.replication.receive(from, msg, nowMs, out, this.election);
+      default: {
+        const bounded = this.withinClockBound(from, msg, out);
+        if (bounded) this.replication.receive(from, bounded, nowMs, out, this.election);
+      }
     }
     return out.out;
+  }
+
+  /**
+   * CockroachDB's max-offset rule: a version further ahead of local time than
+   * maxClockSkewMs comes from a clock beyond the bound (or from a version it
+   * made), and applying it would drag this daemon's clock and versions
+   * forward. A page of changes holding one is dropped whole (the pull is sent
+   * again after pullTimeoutMs and applies once local time has caught up, so
+   * the stream keeps its order); bucket entries and key answers lose just
+   * those entries. Each refused version is reported.
+   */
+  private withinClockBound(from: NodeId, msg: Message, out: Outbox): Message | null {
+    if (msg.type !== 'changes' && msg.type !== 'bucketEntries' && msg.type !== 'hasKey') return msg;
+    const entries = msg.type === 'hasKey' ? (msg.entry ? [msg.entry] : []) : msg.entries;
+    const nowMs = this.wallClockMs();
+    const limitUs = BigInt(Math.floor((nowMs + this.settings.maxClockSkewMs) * 1000));
+    const ahead = entries.filter((e) => e.ts > limitUs);
+    if (ahead.length === 0) return msg;
+    for (const e of ahead) out.event({ type: 'versionAhead', peer: from, key: e.key, ts: e.ts, aheadMs: Number(e.ts) / 1000 - nowMs });
+    if (msg.type === 'changes') return null;
+    if (msg.type === 'hasKey') return { ...msg, entry: null };
+    return { ...msg, entries: msg.entries.filter((e) => e.ts <= limitUs) };
   }
 
   /** The shell committed local writes: peers are told to pull now (call once per commit batch). */

@@ -108,6 +108,8 @@ export interface DaemonStatus {
 export type ClusterEvent =
   | { type: 'role'; role: Role; term: number; leaderId: NodeId | null }
   | { type: 'clockSkew'; peer: NodeId; offsetMs: number }
+  /** a peer sent a version further ahead of local time than maxClockSkewMs: refused (not applied) */
+  | { type: 'versionAhead'; peer: NodeId; key: string; ts: bigint; aheadMs: number }
   | { type: 'keyFetched'; reqId: string; key: string; entry: Entry | null }
   | { type: 'retryGroups'; groups: string[] }
   | { type: 'purged'; tombstones: number };
@@ -127,6 +129,12 @@ export interface CoreSettings {
   maxRepairBucketsPerRound: number;
   /** the node tries to purge acknowledged tombstones this often */
   purgeIntervalMs: number;
+  /**
+   * Bound on the offset between daemons' clocks: a version from a peer more
+   * than this ahead of local wall-clock time is refused (not applied, not
+   * observed by the clock), so one fast clock cannot drag every version
+   * forward and win every conflict. Also flags skewed peers in the view.
+   */
   maxClockSkewMs: number;
   /** a key fetch without an answer by then reports null */
   keyFetchTimeoutMs: number;
