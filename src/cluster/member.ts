@@ -82,7 +82,11 @@ export class ClusterMember {
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
     const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, maxStoreBytes: config.limits.maxStoreBytes, origin: daemon.origin, writeLock });
     // digests are refreshed in the background every round (refreshDigests)
-    const replica = new SqliteReplica(store, clock, { antiEntropyIntervalMs: c.antiEntropyIntervalMs });
+    const replica = new SqliteReplica(store, clock, {
+      antiEntropyIntervalMs: c.antiEntropyIntervalMs,
+      onStreamRewound: (cursor, headSeq) =>
+        log('error', 'a peer has read this stream past its head: the data file lost changes it had served (restored from a backup?); that peer reads the whole stream again', { cursor, headSeq }),
+    });
     const node = new ClusterNode({
       self: daemon.id,
       members: config.daemons.map((d) => d.id),

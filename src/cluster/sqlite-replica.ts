@@ -18,6 +18,9 @@ const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.times
  */
 export const DIGEST_MAX_AGE_ROUNDS = 2;
 
+/** The served floor is raised this far past what is served, so it costs one sync per this many changes. */
+export const SERVED_FLOOR_LEAD = 100_000n;
+
 export class SqliteReplica implements Replica {
   private readonly store: Store;
   private readonly clock: SharedClock;
@@ -26,10 +29,24 @@ export class SqliteReplica implements Replica {
   /** cached digests are used while younger than this */
   private readonly digestMaxAgeMs: number;
   private digests: { buckets: number; values: number[]; atMs: number } | undefined;
+  private readonly onStreamRewound: (cursor: string, headSeq: bigint) => void;
+  /** cached store.servedFloor() */
+  private servedFloor: bigint;
 
-  constructor(store: Store, clock: SharedClock, options: { antiEntropyIntervalMs: number; now?: () => number }) {
+  constructor(
+    store: Store,
+    clock: SharedClock,
+    options: {
+      antiEntropyIntervalMs: number;
+      now?: () => number;
+      /** a peer's cursor is past this stream's head: the file lost changes it had served (restored, or rolled back); the peer gets a full copy */
+      onStreamRewound?: (cursor: string, headSeq: bigint) => void;
+    },
+  ) {
     this.store = store;
     this.clock = clock;
+    this.onStreamRewound = options.onStreamRewound ?? (() => {});
+    this.servedFloor = store.servedFloor();
     this.stream = store.streamId.toString(36);
     this.digestMaxAgeMs = DIGEST_MAX_AGE_ROUNDS * options.antiEntropyIntervalMs;
     this.now = options.now ?? Date.now;
@@ -57,11 +74,21 @@ export class SqliteReplica implements Replica {
   }
 
   changesSince(cursor: string | null, limit: number): ChangePage {
-    const after = this.seqOf(cursor);
+    let after = this.seqOf(cursor);
+    if (after > this.store.headSeq()) {
+      // seqs the reader has were lost here and will be reused: it must read everything again
+      this.onStreamRewound(cursor!, this.store.headSeq());
+      after = 0n;
+    }
     const rows = this.store.changesSince(after, limit + 1);
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const last = rows.length > 0 ? rows[rows.length - 1].seq : after;
+    if (last > this.servedFloor) {
+      // nothing is served above the durable floor: after a power loss the head restarts above it
+      if (!this.store.raiseServedFloor(last + SERVED_FLOOR_LEAD)) return { entries: [], cursor: this.cursorAt(after), more: false };
+      this.servedFloor = last + SERVED_FLOOR_LEAD;
+    }
     return { entries: rows.map(toEntry), cursor: this.cursorAt(last), more };
   }
 
@@ -82,6 +109,10 @@ export class SqliteReplica implements Replica {
 
   cursorFor(peer: NodeId): string | null {
     return this.store.peerCursor(peer) ?? null;
+  }
+
+  durableCursorFor(peer: NodeId): string | null {
+    return this.store.syncToDisk() ? this.cursorFor(peer) : null;
   }
 
   purgeTombstones(ackedCursors: (string | null)[]): number {

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS data_store (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('seq', 0);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('served_floor', 0);
 `;
 
 /** After the tables (and the khash upgrade of an older file). */
@@ -94,6 +95,20 @@ CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE del
 CREATE INDEX IF NOT EXISTS data_store_khash ON data_store(khash, key);
 CREATE INDEX IF NOT EXISTS data_store_tombstones ON data_store(seq) WHERE deleted = 1;
 `;
+
+/**
+ * The stream's head must never go back below a seq a peer may have read:
+ * peers resume after their cursor, so writes that reused those seqs would
+ * never reach them. With durability normal a power loss rolls back the last
+ * commits, head included; the served floor (durable before any change above
+ * it is served, see raiseServedFloor) is above every seq ever served, so the
+ * head jumps to it at open and new writes are numbered past anything served.
+ */
+function skipServedSeqs(db: Database.Database): void {
+  const value = (name: string) => (db.prepare('SELECT value FROM meta WHERE name = ?').safeIntegers(true).get(name) as { value: bigint }).value;
+  if (value('seq') >= value('served_floor')) return;
+  db.transaction(() => db.prepare("UPDATE meta SET value = max(value, (SELECT value FROM meta WHERE name = 'served_floor')) WHERE name = 'seq'").run()).immediate();
+}
 
 /** A file from before the key-hash column gets it, filled in one transaction. */
 function addKeyHash(db: Database.Database): void {
@@ -161,6 +176,7 @@ export class Store {
   private seq = 0n;
 
   private readonly writeLock: WriteLock | undefined;
+  private readonly durability: Durability;
   private readonly keepTombstones: boolean;
   private readonly deleteRow: Database.Statement<[string]>;
   /** key → its live value, null when deleted (a tombstone), UNSEEN when it has no row; valid for `cachedDataVersion` */
@@ -174,6 +190,7 @@ export class Store {
     this.db = db;
     this.origin = BigInt(origin);
     this.writeLock = options.writeLock;
+    this.durability = options.durability;
     this.keepTombstones = options.keepTombstones ?? true;
     this.deleteRow = db.prepare('DELETE FROM data_store WHERE key = ?');
     this.cacheLimit = options.readCacheEntries ?? 0;
@@ -232,6 +249,7 @@ export class Store {
       db.exec(SCHEMA);
       addKeyHash(db);
       db.exec(INDEXES);
+      skipServedSeqs(db);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
       return new Store(file, db, options.origin ?? 0, options);
     } catch (e) {
@@ -364,6 +382,37 @@ export class Store {
   /** Seq of the newest change in this file's stream. */
   headSeq(): bigint {
     return this.selectSeq.get()!.value;
+  }
+
+  /**
+   * Makes every transaction committed so far durable. Durability full: they
+   * are (each commit fsyncs). Normal: a FULL checkpoint copies the WAL into
+   * the database file and fsyncs both (SQLite syncs the WAL before and the
+   * file after a checkpoint). False when readers or writers kept the
+   * checkpoint from completing within the busy timeout.
+   */
+  syncToDisk(): boolean {
+    if (this.durability === 'full') return true;
+    this.writeLock?.acquire();
+    try {
+      const [r] = this.db.pragma('wal_checkpoint(FULL)') as { busy: number; log: number; checkpointed: number }[];
+      return r.busy === 0;
+    } catch {
+      return false;
+    } finally {
+      this.writeLock?.release();
+    }
+  }
+
+  /** Every seq this stream has served (or may have) is at or below this. */
+  servedFloor(): bigint {
+    return (this.db.prepare("SELECT value FROM meta WHERE name = 'served_floor'").safeIntegers(true).get() as { value: bigint }).value;
+  }
+
+  /** Raises the served floor to `seq`, durably (see skipServedSeqs); false if it could not be made durable. */
+  raiseServedFloor(seq: bigint): boolean {
+    this.writeBatch(() => this.db.prepare("UPDATE meta SET value = max(value, ?) WHERE name = 'served_floor'").run(seq));
+    return this.syncToDisk();
   }
 
   /** Changes (live rows and tombstones) after `afterSeq`, in stream order. */

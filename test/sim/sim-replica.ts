@@ -145,6 +145,10 @@ export class SimReplica implements Replica {
     return this.replica.cursorFor(peer);
   }
 
+  durableCursorFor(peer: NodeId): string | null {
+    return this.replica.durableCursorFor(peer);
+  }
+
   purgeTombstones(ackedCursors: (string | null)[]): number {
     const tombstones = [...this.store.allChanges()].filter((c) => c.value === null).map(toEntry);
     const purged = this.replica.purgeTombstones(ackedCursors);

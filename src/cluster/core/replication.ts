@@ -169,7 +169,8 @@ export class Replication {
         return;
       }
       case 'cursorRequest':
-        out.send(from, { type: 'cursorReply', reqId: msg.reqId, cursor: this.replica.cursorFor(from) });
+        // the asker purges on this answer: it must not roll back with a power loss here
+        out.send(from, { type: 'cursorReply', reqId: msg.reqId, cursor: this.replica.durableCursorFor(from) });
         return;
       case 'cursorReply': {
         const round = this.purgeRound;

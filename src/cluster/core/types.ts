@@ -62,6 +62,12 @@ export interface Replica {
   /** The persisted read position in `peer`'s stream (null = nothing read yet). */
   cursorFor(peer: NodeId): string | null;
   /**
+   * The same, made durable on disk first even where commits are not fsynced
+   * (durability normal): a peer purges tombstones on this answer, so it must
+   * survive a power loss here. Null when it cannot be made durable now.
+   */
+  durableCursorFor(peer: NodeId): string | null;
+  /**
    * Removes tombstones of this replica's own stream that every cursor in
    * `ackedCursors` is past. A null or foreign-stream cursor is past nothing,
    * so nothing is purged. Returns how many were removed.
