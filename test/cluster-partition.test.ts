@@ -1,8 +1,10 @@
 // A real network partition: three daemons, each in its own network namespace
 // with its own address, linked by veth pairs. The leader is cut off from the
-// other two with blackhole routes; both sides keep acknowledging writes, the
-// majority elects a new leader, the isolated daemon is killed with kill -9
-// while cut off, and after the heal (and its restart) all three converge.
+// other two with blackhole routes; the majority elects a new leader and keeps
+// serving at the default level (MAJORITY), the isolated daemon refuses reads
+// and writes at MAJORITY with NO_QUORUM but acknowledges writes at level ONE,
+// it is killed with kill -9 while cut off, and after the heal (and its
+// restart) all three converge.
 // At most one leader per term over the whole run, read from the daemons' logs.
 // Needs root (`ip netns`); fails with that reason otherwise.
 
@@ -12,7 +14,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Command, type Frame } from '../src/protocol/index.ts';
+import { Command, ConsistencyLevel, ErrorCode, withConsistency, type ConsistencyLevelNumber, type Frame } from '../src/protocol/index.ts';
 import { freePorts, waitFor } from './helpers/daemon.ts';
 import { NetnsLab } from './helpers/netns.ts';
 import { requestOnce } from './helpers/wire.ts';
@@ -76,7 +78,8 @@ test('a partitioned leader is replaced, both sides keep writing, and all converg
     child.on('message', (msg) => msg === 'ready' && resolve());
     child.once('exit', (code, signal) => reject(new Error(`${m.id} exited before ready (${code ?? signal}):\n${m.log.join('\n')}`)));
   });
-  const put = (i: number, key: string, value: string) => requestOnce(portOf(i), { command: Command.PUT, key, value: Buffer.from(value) }, lab.addresses[i]);
+  const put = (i: number, key: string, value: string, level: ConsistencyLevelNumber = ConsistencyLevel.DEFAULT) =>
+    requestOnce(portOf(i), { command: Command.PUT, key, value: Buffer.from(value), flag: withConsistency(0, level) }, lab.addresses[i]);
   const get = (i: number, key: string) => requestOnce(portOf(i), { command: Command.GET, key }, lab.addresses[i]);
 
   /** The role each member last logged, with its term. */
@@ -108,14 +111,24 @@ test('a partitioned leader is replaced, both sides keep writing, and all converg
   t.true(second.term > first.term, `the majority elected a leader of a newer term (${first.term} → ${second.term})`);
   await waitFor('the isolated leader to step down (check-quorum)', () => roles()[isolated].role !== 'leader' || roles()[isolated].term !== first.term, 10_000);
 
-  // both sides acknowledge writes; one key is written on both sides
+  // the minority refuses what needs a majority, with NO_QUORUM (nothing applied), once it has not heard its peers for peerReachableMs
+  await waitFor('the isolated daemon refuses a PUT at MAJORITY', async () => {
+    const r = await put(isolated, 'refused', 'x');
+    t.true(r.command === Command.ERROR && (r.param === BigInt(ErrorCode.NO_QUORUM) || r.param === BigInt(ErrorCode.OUTCOME_UNKNOWN)), `PUT on the cut-off side: ${r.command}/${r.param}`);
+    return r.param === BigInt(ErrorCode.NO_QUORUM);
+  }, 10_000);
+  const refusedGet = await get(isolated, 'before:0');
+  t.is(refusedGet.command, Command.ERROR, 'a GET at MAJORITY on the cut-off side is refused, not answered with possibly stale data');
+  t.is(refusedGet.param, BigInt(ErrorCode.NO_QUORUM));
+  // the majority serves at MAJORITY; the minority acknowledges at level ONE (one disk); one key is written on both sides
   for (let k = 0; k < 10; k++) {
-    t.not((await put(isolated, `cut:iso:${k}`, `i${k}`)).command, Command.ERROR);
-    t.not((await put(majority[k % 2], `cut:maj:${k}`, `m${k}`)).command, Command.ERROR);
+    t.is((await put(isolated, `cut:iso:${k}`, `i${k}`, ConsistencyLevel.ONE)).command, Command.NO_VAL);
+    t.is((await put(majority[k % 2], `cut:maj:${k}`, `m${k}`)).command, Command.NO_VAL);
   }
-  t.not((await put(isolated, 'contended', 'isolated side')).command, Command.ERROR);
+  t.not((await put(isolated, 'contended', 'isolated side', ConsistencyLevel.ONE)).command, Command.ERROR);
   t.not((await put(majority[0], 'contended', 'majority side')).command, Command.ERROR);
   t.is((await get(majority[1], 'cut:iso:0')).command, Command.NO_VAL, 'the majority has not seen the isolated side\'s writes');
+  t.is((await get(majority[1], 'cut:maj:0')).command, Command.OK, 'a MAJORITY read on the majority side sees the majority side\'s writes');
 
   // the isolated daemon dies while cut off; its acknowledged writes are on its disk
   await kill(isolated);

@@ -13,7 +13,7 @@ import { fnv1a } from '../src/common/key-hash.ts';
 import { originOf } from '../src/common/origin.ts';
 import { waitFor } from './helpers/daemon.ts';
 import { kv } from './helpers/kv-cli.ts';
-import { Command, Flag } from '../src/protocol/index.ts';
+import { Command, ConsistencyLevel, ErrorCode, Flag, withConsistency } from '../src/protocol/index.ts';
 
 const value = (f: { value: Uint8Array }) => Buffer.from(f.value).toString();
 
@@ -133,15 +133,21 @@ test('a key missing locally: GET answers NO_VAL at once and the key is fetched i
   insert.run('hidden-b', Buffer.from('B'), 1_000_000n, fnv1a('hidden-b'));
   db.close();
 
-  t.is((await c.get('n0', 'hidden-a')).command, Command.NO_VAL);
+  // level ONE reads the local store (MAJORITY would ask a peer and find the key at once)
+  const one = withConsistency(0, ConsistencyLevel.ONE);
+  t.is((await c.get('n0', 'hidden-a', one)).command, Command.NO_VAL);
   await c.waitForValue('n0', 'hidden-a', 'A');
 
-  const through = await c.get('n2', 'hidden-b', Flag.READ_THROUGH);
+  const through = await c.get('n2', 'hidden-b', withConsistency(Flag.READ_THROUGH, ConsistencyLevel.ONE));
   t.is(through.command, Command.OK);
   t.is(value(through), 'B');
 
-  const nowhere = await c.get('n2', 'nobody-has-this', Flag.READ_THROUGH);
+  const nowhere = await c.get('n2', 'nobody-has-this', withConsistency(Flag.READ_THROUGH, ConsistencyLevel.ONE));
   t.is(nowhere.command, Command.NO_VAL);
+
+  // at MAJORITY a key held only by a peer is read at once
+  const quorum = await c.get('n2', 'hidden-a', withConsistency(0, ConsistencyLevel.MAJORITY));
+  t.is(quorum.command, Command.OK);
 });
 
 test('a daemon with the wrong cluster secret is refused and gets no data', async (t) => {
@@ -154,11 +160,11 @@ test('a daemon with the wrong cluster secret is refused and gets no data', async
   await c.waitForValue('n1', 'secret-key', 'x');
   // the proof check itself refused it (a handshake timeout or a dropped connection would log another reason)
   await waitFor('refusal logged', () => /"msg":"peer (handshake refused|refused our handshake)"[^\n]*"reason":"bad-auth"/.test(c.running.get('n0')!.output()), 10_000);
-  t.is((await c.get('n2', 'secret-key')).command, Command.NO_VAL);
+  // n2's own store has nothing; at MAJORITY it is refused, as it reaches no peer
+  t.is((await c.get('n2', 'secret-key', withConsistency(0, ConsistencyLevel.ONE))).command, Command.NO_VAL);
+  t.is((await c.get('n2', 'secret-key')).param, BigInt(ErrorCode.NO_QUORUM));
   const view = await c.clusterStatus('n2');
   t.deepEqual(view.connectedPeers, []);
-  // the intruder keeps serving its own clients, alone
-  t.is((await c.put('n2', 'intruder-key', 'y')).command, Command.NO_VAL);
   t.deepEqual((await c.clusterStatus('n0')).connectedPeers, ['n1']);
   t.true(intruder.output().includes('"reason":"bad-auth"'), 'the intruder is told why');
 });
@@ -231,7 +237,8 @@ test('a version from a peer far ahead of local time is refused (max-offset rule)
   await waitFor('the refusal logged on n0 and n1', () =>
     ['n0', 'n1'].every((id) => /refused a version from a peer further ahead of local time[^\n]*"peer":"n2"[^\n]*"key":"future"/.test(c.running.get(id)!.output())));
   for (const id of ['n0', 'n1']) {
-    t.is((await c.get(id, 'future')).command, Command.NO_VAL, `${id} did not apply it`);
+    t.is((await c.get(id, 'future', withConsistency(0, ConsistencyLevel.ONE))).command, Command.NO_VAL, `${id} did not apply it`);
+    t.is((await c.get(id, 'future')).command, Command.NO_VAL, `nor does a quorum read at ${id} repair it in`);
     await c.put(id, `local-${id}`, 'x');
     const { valueTimestamp } = await c.get(id, `local-${id}`);
     t.true(valueTimestamp < futureUs - 30_000_000n, `${id}'s clock stayed at local time`);

@@ -8,7 +8,7 @@ import type { Logger } from '../supervisor/log.ts';
 import { wallClockUs, type SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
-import { ClusterNode, InvariantError, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Output } from './core/index.ts';
+import { ClusterNode, InvariantError, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Entry, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
@@ -21,6 +21,16 @@ export interface MemberHooks {
   retryGroups(groups: string[]): void;
   /** the member cannot go on safely (its election state cannot be saved): stop the daemon */
   fatal(reason: string): void;
+  /** positions of the local change stream now held by a majority / by every daemon (consistency levels) */
+  acknowledged(majority: bigint, all: bigint): void;
+  /** how many peers were heard from within cluster.peerReachableMs */
+  reachablePeers(n: number): void;
+}
+
+/** A quorum read's answer for the processors: the newest row per key among a majority (null: none). */
+export interface QuorumReadResult {
+  ok: boolean;
+  entries: ({ value: Uint8Array | null; ts: bigint } | null)[];
 }
 
 /** The core's clock step: timers (heartbeats, elections, pulls) resolve to this. */
@@ -41,6 +51,8 @@ export class ClusterMember {
   private readonly daemon: DaemonConfig;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly fetches = new Map<string, () => void>();
+  private readonly reads = new Map<string, (r: { ok: boolean; entries: (Entry | undefined)[] }) => void>();
+  private reachable = -1;
   private nextFetchId = 0;
   /** a localWrite is scheduled for this turn of the event loop */
   private notifyScheduled = false;
@@ -100,6 +112,8 @@ export class ClusterMember {
         antiEntropyIntervalMs: c.antiEntropyIntervalMs,
         maxClockSkewMs: c.maxClockSkewMs,
         keyFetchTimeoutMs: c.readThroughTimeoutMs,
+        quorumReadTimeoutMs: c.quorumReadTimeoutMs,
+        peerReachableMs: c.peerReachableMs,
         maxPendingKeyFetches: c.maxPendingKeyFetches,
         // a page of changes always fits in one peer message
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
@@ -163,7 +177,13 @@ export class ClusterMember {
   }
 
   private step(): void {
-    this.drive(() => this.node.tick(performance.now()));
+    const now = performance.now();
+    this.drive(() => this.node.tick(now));
+    const reachable = this.node.reachablePeers(now);
+    if (reachable !== this.reachable) {
+      this.reachable = reachable;
+      this.hooks.reachablePeers(reachable);
+    }
   }
 
   /** A processor committed writes: the peers are told to pull, once per event-loop turn. */
@@ -242,6 +262,18 @@ export class ClusterMember {
           this.log('info', 'leader asks to retry degraded groups', { groups: e.groups });
           this.hooks.retryGroups(e.groups);
           break;
+        case 'acked':
+          this.hooks.acknowledged(e.majority, e.all);
+          break;
+        case 'quorumRead': {
+          const done = this.reads.get(e.reqId);
+          this.reads.delete(e.reqId);
+          done?.({ ok: e.ok, entries: e.entries });
+          break;
+        }
+        case 'synced':
+          this.log('info', 'this replica holds every acknowledged write again: it counts for quorum reads', { stream: this.replica.streamId });
+          break;
         case 'purged':
           this.log('debug', 'purged tombstones every daemon has', { tombstones: e.tombstones });
           break;
@@ -290,8 +322,31 @@ export class ClusterMember {
     return done;
   }
 
-  view(): ClusterView & { connectedPeers: string[] } {
-    return { ...this.node.view(performance.now()), connectedPeers: this.transport.connected() };
+  /** GETs at MAJORITY: the newest row of each key among a majority of the cluster (read repair included). */
+  async quorumRead(keys: string[]): Promise<QuorumReadResult> {
+    if (this.stopped) return { ok: false, entries: [] };
+    const chunk = this.node.settings.maxEntriesPerMessage;
+    const parts: Promise<{ ok: boolean; entries: (Entry | undefined)[] }>[] = [];
+    for (let i = 0; i < keys.length; i += chunk) {
+      const reqId = String(this.nextFetchId++);
+      parts.push(new Promise((resolve) => this.reads.set(reqId, resolve)));
+      this.drive(() => this.node.quorumRead(keys.slice(i, i + chunk), reqId, performance.now()));
+    }
+    const results = await Promise.all(parts);
+    if (results.some((r) => !r.ok)) return { ok: false, entries: [] };
+    return { ok: true, entries: results.flatMap((r) => r.entries.map((e) => (e ? { value: e.value, ts: e.ts } : null))) };
+  }
+
+  view(): ClusterView & { connectedPeers: string[]; synced: boolean; majority: number; acked: { majority: string; all: string } } {
+    const acked = this.node.ackedPositions();
+    return {
+      ...this.node.view(performance.now()),
+      connectedPeers: this.transport.connected(),
+      // counts for quorum reads: holds every write it acknowledged (a new data file copies its peers first)
+      synced: this.replica.isSynced(),
+      majority: this.node.majority,
+      acked: { majority: acked.majority.toString(), all: acked.all.toString() },
+    };
   }
 
   /** Idempotent. */
@@ -302,6 +357,8 @@ export class ClusterMember {
       await this.jobs.close().catch(() => {});
       for (const done of this.fetches.values()) done();
       this.fetches.clear();
+      for (const done of this.reads.values()) done({ ok: false, entries: [] });
+      this.reads.clear();
       this.store.close();
     })();
     return this.stopped;

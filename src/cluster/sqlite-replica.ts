@@ -1,5 +1,7 @@
 // The cluster core's Replica port on a daemon's SQLite store: its change
-// stream (seq order, cursor "<streamId>:<seq>"), last-writer-wins apply with
+// stream (seq order, cursor "<streamId>:<seq>:<acked>", where <acked> is the
+// seq of the last complete page the reader was served, see ackedPosition),
+// last-writer-wins apply with
 // the peer's cursor saved in the same transaction, tombstone purge, and the
 // digests and bucket listings of anti-entropy.
 
@@ -56,16 +58,29 @@ export class SqliteReplica implements Replica {
     return this.stream;
   }
 
-  /** The seq a cursor of this stream points at; 0 for null or another stream's cursor. */
-  private seqOf(cursor: string | null): bigint {
-    if (cursor === null) return 0n;
-    const [stream, seq] = cursor.split(':');
-    if (stream !== this.stream || !seq || !/^\d{1,19}$/.test(seq)) return 0n;
-    return BigInt(seq);
+  /** The seq a cursor of this stream points at, and its acked seq; 0 for null or another stream's cursor. */
+  private parse(cursor: string | null): { seq: bigint; acked: bigint } {
+    const none = { seq: 0n, acked: 0n };
+    if (cursor === null) return none;
+    const [stream, seq, acked = '0'] = cursor.split(':');
+    if (stream !== this.stream || !seq || !/^\d{1,19}$/.test(seq) || !/^\d{1,19}$/.test(acked)) return none;
+    return { seq: BigInt(seq), acked: BigInt(acked) };
   }
 
-  private cursorAt(seq: bigint): string {
-    return `${this.stream}:${seq}`;
+  private seqOf(cursor: string | null): bigint {
+    return this.parse(cursor).seq;
+  }
+
+  ackedPosition(cursor: string | null): bigint {
+    return this.parse(cursor).acked;
+  }
+
+  isSynced(): boolean {
+    return this.store.isSynced();
+  }
+
+  markSynced(): void {
+    this.store.markSynced();
   }
 
   get(key: string): Entry | undefined {
@@ -74,11 +89,12 @@ export class SqliteReplica implements Replica {
   }
 
   changesSince(cursor: string | null, limit: number): ChangePage {
-    let after = this.seqOf(cursor);
+    let { seq: after, acked } = this.parse(cursor);
     if (after > this.store.headSeq()) {
       // seqs the reader has were lost here and will be reused: it must read everything again
       this.onStreamRewound(cursor!, this.store.headSeq());
       after = 0n;
+      acked = 0n;
     }
     const rows = this.store.changesSince(after, limit + 1);
     const more = rows.length > limit;
@@ -86,10 +102,11 @@ export class SqliteReplica implements Replica {
     const last = rows.length > 0 ? rows[rows.length - 1].seq : after;
     if (last > this.servedFloor) {
       // nothing is served above the durable floor: after a power loss the head restarts above it
-      if (!this.store.raiseServedFloor(last + SERVED_FLOOR_LEAD)) return { entries: [], cursor: this.cursorAt(after), more: false };
+      if (!this.store.raiseServedFloor(last + SERVED_FLOOR_LEAD)) return { entries: [], cursor: `${this.stream}:${after}:${acked}`, more: false };
       this.servedFloor = last + SERVED_FLOOR_LEAD;
     }
-    return { entries: rows.map(toEntry), cursor: this.cursorAt(last), more };
+    // a complete page leaves the reader with every row as of now (a row that moved past a partial page's end did not reach it)
+    return { entries: rows.map(toEntry), cursor: `${this.stream}:${last}:${more ? acked : last}`, more };
   }
 
   apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number {

@@ -77,7 +77,20 @@ export interface ClusterSettings {
   maxPendingKeyFetches: number;
   /** largest peer message, in bytes */
   maxPeerMessageBytes: number;
+  /** level of a PUT/DEL whose flag bits 1-2 are 0 */
+  defaultWriteConsistency: WriteConsistency;
+  /** level of a GET whose flag bits 1-2 are 0 */
+  defaultReadConsistency: ReadConsistency;
+  /** a PUT/DEL at MAJORITY/ALL that is not held by enough daemons by then is answered OUTCOME_UNKNOWN (it stays applied here) */
+  writeQuorumTimeoutMs: number;
+  /** a GET at MAJORITY without enough answers by then is answered NO_QUORUM */
+  quorumReadTimeoutMs: number;
+  /** a peer heard from within this long counts as reachable; with too few reachable, MAJORITY/ALL requests are refused with NO_QUORUM at once */
+  peerReachableMs: number;
 }
+
+export type WriteConsistency = 'one' | 'majority' | 'all';
+export type ReadConsistency = 'one' | 'majority';
 
 export interface Config {
   /** where the config was read from, for messages */
@@ -136,6 +149,11 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   readThroughTimeoutMs: 500,
   maxPendingKeyFetches: 1024,
   maxPeerMessageBytes: 8 * 1024 * 1024,
+  defaultWriteConsistency: 'majority',
+  defaultReadConsistency: 'majority',
+  writeQuorumTimeoutMs: 2_000,
+  quorumReadTimeoutMs: 1_000,
+  peerReachableMs: 1_000,
 };
 
 type Json = Record<string, unknown>;
@@ -167,6 +185,15 @@ function bool(obj: Json, key: string, path: string, fallback: boolean): boolean 
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw new ConfigError(`${path}.${key} must be true or false, got ${JSON.stringify(v)}`);
   return v;
+}
+
+function oneOf<T extends string>(obj: Json, key: string, path: string, allowed: readonly T[], fallback: T): T {
+  const v = obj[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(`${path}.${key} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
 }
 
 function checkKeys(obj: Json, path: string, allowed: readonly string[]): void {
@@ -288,6 +315,11 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     readThroughTimeoutMs: int(c, 'readThroughTimeoutMs', cp, 1, 60_000, dc.readThroughTimeoutMs),
     maxPendingKeyFetches: int(c, 'maxPendingKeyFetches', cp, 1, 1_000_000, dc.maxPendingKeyFetches),
     maxPeerMessageBytes: int(c, 'maxPeerMessageBytes', cp, 64 * 1024, 256 * 1024 * 1024, dc.maxPeerMessageBytes),
+    defaultWriteConsistency: oneOf(c, 'defaultWriteConsistency', cp, ['one', 'majority', 'all'] as const, dc.defaultWriteConsistency),
+    defaultReadConsistency: oneOf(c, 'defaultReadConsistency', cp, ['one', 'majority'] as const, dc.defaultReadConsistency),
+    writeQuorumTimeoutMs: int(c, 'writeQuorumTimeoutMs', cp, 10, 600_000, dc.writeQuorumTimeoutMs),
+    quorumReadTimeoutMs: int(c, 'quorumReadTimeoutMs', cp, 10, 600_000, dc.quorumReadTimeoutMs),
+    peerReachableMs: int(c, 'peerReachableMs', cp, 10, 600_000, dc.peerReachableMs),
   };
   if (cluster.electionTimeoutMaxMs <= cluster.electionTimeoutMinMs) {
     throw new ConfigError(`${cp}.electionTimeoutMaxMs (${cluster.electionTimeoutMaxMs}) must be above electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);

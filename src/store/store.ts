@@ -174,6 +174,8 @@ export class Store {
   readonly streamId: bigint;
   /** next change sequence number, valid only inside a write transaction */
   private seq = 0n;
+  /** seq of the last change of this connection's last committed batch */
+  private committedSeq = 0n;
 
   private readonly writeLock: WriteLock | undefined;
   private readonly durability: Durability;
@@ -185,7 +187,7 @@ export class Store {
   private readonly selectDataVersion: Database.Statement<[], number>;
   private cachedDataVersion = -1;
 
-  private constructor(file: string, db: Database.Database, origin: number, options: StoreOptions) {
+  private constructor(file: string, db: Database.Database, origin: number, options: StoreOptions, created: boolean) {
     this.file = file;
     this.db = db;
     this.origin = BigInt(origin);
@@ -227,6 +229,8 @@ export class Store {
     for (const s of [this.selectRow, this.selectTs, this.selectLastTs, this.selectFirstTs, this.selectSeq, this.selectChanges, this.selectAll, this.selectChange, this.selectHashRange]) {
       s.safeIntegers(true);
     }
+    // a new file may be standing in for one that was lost: not synced until the cluster says so (files from before this flag are)
+    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('synced', ?)").run(created ? 0 : 1);
     db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(options.newStreamId ?? randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
     this.streamId = (db.prepare("SELECT value FROM meta WHERE name = 'stream'").safeIntegers(true).get() as { value: bigint }).value;
   }
@@ -236,6 +240,7 @@ export class Store {
     const dir = dirname(file);
     if (!existsSync(dir)) throw new StoreError(file, `directory ${dir} does not exist`);
     let db: Database.Database | undefined;
+    const created = !existsSync(file);
     try {
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5_000 });
       db.pragma('journal_mode = WAL');
@@ -251,7 +256,7 @@ export class Store {
       db.exec(INDEXES);
       skipServedSeqs(db);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
-      return new Store(file, db, options.origin ?? 0, options);
+      return new Store(file, db, options.origin ?? 0, options, created);
     } catch (e) {
       db?.close();
       if (e instanceof StoreError) throw e;
@@ -342,6 +347,7 @@ export class Store {
       const result = body();
       this.updateSeq.run(this.seq);
       this.commit.run();
+      this.committedSeq = this.seq;
       return result;
     } catch (e) {
       if (this.db.inTransaction) this.rollback.run();
@@ -377,6 +383,23 @@ export class Store {
     this.seq += 1n;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq, fnv1a(key));
     return old;
+  }
+
+  /** Seq of the last change this connection committed (0 before its first write batch). */
+  get lastWriteSeq(): bigint {
+    return this.committedSeq;
+  }
+
+  /** Synced: this file holds every write this daemon acknowledged (see the cluster's quorum reads). */
+  isSynced(): boolean {
+    // asked on every quorum read: prepared once
+    this.selectSynced ??= this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'synced'");
+    return this.selectSynced.get()?.value === 1;
+  }
+  private selectSynced: Database.Statement<[], { value: number }> | undefined;
+
+  markSynced(): void {
+    this.writeBatch(() => this.db.prepare("UPDATE meta SET value = 1 WHERE name = 'synced'").run());
   }
 
   /** Seq of the newest change in this file's stream. */

@@ -5,7 +5,8 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Config, DaemonConfig, GroupConfig } from '../config/config.ts';
-import { STAT_SLOTS, StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from '../worker/contract.ts';
+import { ACK_SLOTS, AckSlot, STAT_SLOTS, StatSlot, type ConsistencyData, type FromProcessor, type ProcessorData, type ReadEntry, type ToProcessor } from '../worker/contract.ts';
+import { ConsistencyLevel } from '../protocol/index.ts';
 import { RestartPolicy } from './backoff.ts';
 import type { Logger } from './log.ts';
 import { WriteLock } from '../store/write-lock.ts';
@@ -56,6 +57,8 @@ export interface GroupEvents {
   onCommitted?(): void;
   /** a processor's GET missed `key`; the promise settles when a fetch from the cluster has finished */
   onKeyMiss?(key: string): Promise<void>;
+  /** GETs at MAJORITY (cluster mode): the newest rows of `keys` among a majority */
+  onQuorumRead?(keys: string[]): Promise<{ ok: boolean; entries: (ReadEntry | null)[] }>;
 }
 
 export class ProcessorGroup {
@@ -68,6 +71,9 @@ export class ProcessorGroup {
   readonly writeLock = new WriteLock();
   private readonly log: Logger;
   private readonly events: GroupEvents;
+  /** acknowledgement positions the cluster member writes and the processors read (layout AckSlot) */
+  private readonly acks = new BigInt64Array(new SharedArrayBuffer(ACK_SLOTS * 8));
+  private readonly consistency: ConsistencyData | null;
   private policy: RestartPolicy;
   /** why the group stopped restarting processors (restart intensity exceeded); null when healthy */
   degraded: string | null = null;
@@ -89,6 +95,34 @@ export class ProcessorGroup {
     this.events = events;
     this.target = group.processors;
     this.policy = new RestartPolicy(config.supervision);
+    const c = config.cluster;
+    const level = { one: ConsistencyLevel.ONE, majority: ConsistencyLevel.MAJORITY, all: ConsistencyLevel.ALL };
+    this.consistency =
+      config.daemons.length > 1
+        ? {
+            defaultWrite: level[c.defaultWriteConsistency],
+            defaultRead: level[c.defaultReadConsistency],
+            peers: config.daemons.length - 1,
+            majority: Math.floor(config.daemons.length / 2) + 1,
+            writeTimeoutMs: c.writeQuorumTimeoutMs,
+            acks: this.acks.buffer as SharedArrayBuffer,
+          }
+        : null;
+  }
+
+  /** From the cluster member: positions of the file's stream held by a majority / by all, and reachable peers. */
+  setAcknowledged(majority: bigint, all: bigint): void {
+    this.acks[AckSlot.majority] = majority;
+    this.acks[AckSlot.all] = all;
+    this.broadcast({ type: 'acked' });
+  }
+
+  setReachablePeers(n: number): void {
+    this.acks[AckSlot.reachablePeers] = BigInt(n);
+  }
+
+  private broadcast(m: ToProcessor): void {
+    for (const p of this.processors.values()) if (p.state !== 'exited') p.worker.postMessage(m);
   }
 
   /** Starts the configured processors; resolves when all listen, rejects if one fails to start. */
@@ -119,6 +153,7 @@ export class ProcessorGroup {
       stats: stats.buffer as SharedArrayBuffer,
       clock: this.clock,
       writeLock: this.writeLock.buffer,
+      consistency: this.consistency,
     };
     const worker = new Worker(PROCESSOR_ENTRY, { workerData: data, name: `kv ${this.daemon.id}:${this.group.port}#${slot}` });
     let resolveReady!: () => void;
@@ -146,6 +181,13 @@ export class ProcessorGroup {
       else if (m.type === 'key-miss') {
         const fetched = this.events.onKeyMiss?.(m.key) ?? Promise.resolve();
         if (m.wait) void fetched.finally(() => p.state !== 'exited' && worker.postMessage({ type: 'key-fetched', key: m.key } satisfies ToProcessor));
+      }
+      else if (m.type === 'quorum-read') {
+        const read = this.events.onQuorumRead?.(m.keys) ?? Promise.resolve({ ok: false, entries: [] });
+        void read.then(
+          (r) => p.state !== 'exited' && worker.postMessage({ type: 'quorum-read-done', id: m.id, ok: r.ok, entries: r.entries } satisfies ToProcessor),
+          () => p.state !== 'exited' && worker.postMessage({ type: 'quorum-read-done', id: m.id, ok: false, entries: [] } satisfies ToProcessor),
+        );
       }
       else if (m.type === 'log') this.log(m.level, m.msg, { port: this.group.port, slot, ...m.fields });
     });

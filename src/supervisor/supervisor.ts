@@ -87,6 +87,7 @@ export class Supervisor {
         : (reason) => this.events.onGiveUp(reason),
       onKeyMiss: clustered ? (key) => this.member?.keyMiss(key) ?? Promise.resolve() : undefined,
       onCommitted: clustered ? () => this.member?.localWrite() : undefined,
+      onQuorumRead: clustered ? (keys) => this.member?.quorumRead(keys) ?? Promise.resolve({ ok: false, entries: [] }) : undefined,
     };
     for (const g of this.daemon.groups) {
       const group = new ProcessorGroup(this.config, this.daemon, g, this.clock.buffer, this.log, groupEvents);
@@ -106,6 +107,8 @@ export class Supervisor {
             for (const g of this.groups) if (g.degraded && ports.includes(String(g.group.port))) void g.retry();
           },
           fatal: (reason) => this.events.onGiveUp(reason),
+          acknowledged: (majority, all) => this.groups[0].setAcknowledged(majority, all),
+          reachablePeers: (n) => this.groups[0].setReachablePeers(n),
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);

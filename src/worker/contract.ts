@@ -29,6 +29,40 @@ export interface ProcessorData {
   clock: SharedArrayBuffer;
   /** WriteLock buffer shared by every thread that writes this group's file */
   writeLock: SharedArrayBuffer;
+  /** consistency levels in a cluster; null for a lone daemon (every level is ONE) */
+  consistency: ConsistencyData | null;
+}
+
+export interface ConsistencyData {
+  /** level of a PUT/DEL with flag bits 1-2 = 0 (ConsistencyLevel number) */
+  defaultWrite: number;
+  /** level of a GET with flag bits 1-2 = 0 */
+  defaultRead: number;
+  /** other daemons of the cluster */
+  peers: number;
+  /** daemons in a majority, this one included */
+  majority: number;
+  /** a held write reply becomes OUTCOME_UNKNOWN after this long */
+  writeTimeoutMs: number;
+  /** BigInt64Array, layout AckSlot: written by the cluster member, read by the processors */
+  acks: SharedArrayBuffer;
+}
+
+/** Indexes into the group's BigInt64Array of acknowledgement positions. */
+export const AckSlot = {
+  /** every local write at or below this position of the file's change stream is held by a majority */
+  majority: 0,
+  /** … by every daemon */
+  all: 1,
+  /** peers heard from recently (see cluster.peerReachableMs) */
+  reachablePeers: 2,
+} as const;
+export const ACK_SLOTS = 3;
+
+/** A row as a quorum read returns it: value null = deleted. */
+export interface ReadEntry {
+  value: Uint8Array | null;
+  ts: bigint;
 }
 
 /** Indexes into the processor's Float64Array of shared stats. */
@@ -49,7 +83,11 @@ export type ToProcessor =
   /** fault injection for tests (only sent when the config enables it) */
   | { type: 'fault'; fault: 'crash' | 'hang' }
   /** the fetch of a key this processor asked for with wait=true has finished (found or not) */
-  | { type: 'key-fetched'; key: string };
+  | { type: 'key-fetched'; key: string }
+  /** the acknowledgement positions (AckSlot) moved */
+  | { type: 'acked' }
+  /** a quorum read finished; entries[i] for keys[i] of the request (null: no row anywhere asked) */
+  | { type: 'quorum-read-done'; id: number; ok: boolean; entries: (ReadEntry | null)[] };
 
 export type FromProcessor =
   | { type: 'ready' }
@@ -57,6 +95,8 @@ export type FromProcessor =
   | { type: 'shutdown-requested'; from: string }
   /** a batch with writes committed (the cluster tells its peers to pull) */
   | { type: 'committed' }
+  /** GETs at MAJORITY: read these keys from a majority of the cluster; answered with 'quorum-read-done' */
+  | { type: 'quorum-read'; id: number; keys: string[] }
   /** a GET missed this key; wait=true: a READ_THROUGH request waits for 'key-fetched' */
   | { type: 'key-miss'; key: string; wait: boolean }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

@@ -24,6 +24,10 @@ export interface Request {
   reply?: FrameFields;
   /** a READ_THROUGH GET that missed: its reply waits until this key is fetched */
   awaitKey?: string;
+  /** the consistency level it runs at (ConsistencyLevel; ONE outside a cluster) */
+  level?: number;
+  /** its reply waits for the cluster (consistency.ts) */
+  held?: boolean;
 }
 
 export interface HandlerEnv {
@@ -60,8 +64,9 @@ function execute(env: HandlerEnv, req: Request): FrameFields {
   switch (f.command) {
     case Command.GET: {
       const v = store.read(f.key);
-      // a tombstone (null) is an answer; only a key without any row may still be on its way from a peer
-      if (v === undefined && env.onKeyMiss) {
+      // a tombstone (null) is an answer; only a key without any row may still be on its way from a peer;
+      // a quorum read (level MAJORITY) asks the cluster anyway
+      if (v === undefined && env.onKeyMiss && (req.level ?? 1) === 1) {
         const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
         env.onKeyMiss(f.key, readThrough);
         if (readThrough) req.awaitKey = f.key;

@@ -5,12 +5,13 @@
 
 import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, type Frame } from '../protocol/index.ts';
+import { Command, ConsistencyLevel, ErrorCode, FRAME_BYTES, FrameReader, decodeFrame, encodeFrameInto, errorReply, validateRequest, type Frame } from '../protocol/index.ts';
 import { Store, type StoreError } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
 import { WriteLock } from '../store/write-lock.ts';
 import { executeBatch, isWrite, rereadGet, type HandlerEnv, type Request } from './handler.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
+import { Consistency } from './consistency.ts';
 
 const data = workerData as ProcessorData;
 const port = parentPort!;
@@ -44,6 +45,7 @@ const store = Store.open(data.dbFile, {
   origin: data.origin,
 });
 const clock = new SharedClock(data.clock);
+const consistency = data.consistency ? new Consistency(data.consistency, send) : null;
 const connections = new Set<Connection>();
 let batchConnections: Connection[] = [];
 let batchScheduled = false;
@@ -127,6 +129,11 @@ function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
     : { frame: badFrame(decoded.error.id, decoded.error.command), refused: decoded.error.code, remote: conn.remote };
   if (refusing) req.refused = ErrorCode.SHUTTING_DOWN;
   else if (conn.inFlight >= data.limits.maxInFlightPerConnection) req.refused = ErrorCode.TOO_MANY_IN_FLIGHT;
+  else if (consistency && !req.refused && validateRequest(req.frame) === 0) {
+    req.level = consistency.levelOf(req.frame);
+    const refusal = consistency.refusal(req.level);
+    if (refusal) req.refused = refusal;
+  }
   conn.inFlight++;
   if (conn.queued.length === 0) batchConnections.push(conn);
   conn.queued.push(req);
@@ -153,6 +160,7 @@ function runBatch(): void {
   for (const c of conns) for (const r of c.queued) batch.push(r);
   store.syncReadCache();
   executeBatch(env, batch);
+  if (consistency) holdForCluster(conns);
   for (const conn of conns) {
     for (const r of conn.queued) conn.outbox.push(r);
     conn.queued = [];
@@ -161,11 +169,31 @@ function runBatch(): void {
   stats[StatSlot.requests] += batch.length;
 }
 
+/** Replies that the request's consistency level makes wait for the cluster. */
+function holdForCluster(conns: Connection[]): void {
+  const seq = store.lastWriteSeq;
+  const now = performance.now();
+  const reads: Request[] = [];
+  const connOf = new Map<Request, Connection>();
+  for (const conn of conns) {
+    for (const r of conn.queued) {
+      if (r.level === undefined || r.level === ConsistencyLevel.ONE || r.reply!.command === Command.ERROR) continue;
+      if (r.frame.command === Command.GET) {
+        reads.push(r);
+        connOf.set(r, conn);
+      } else if (r.frame.command === Command.PUT || r.frame.command === Command.DEL) {
+        consistency!.holdWrite(r, r.level, seq, now, () => flush(conn));
+      }
+    }
+  }
+  consistency!.holdReads(reads, (r) => flush(connOf.get(r)!));
+}
+
 /** Sends the executed replies of a connection in request order, up to a READ_THROUGH GET still waiting. */
 function flush(conn: Connection): void {
   const box = conn.outbox;
   let n = 0;
-  while (n < box.length && box[n].awaitKey === undefined) n++;
+  while (n < box.length && box[n].awaitKey === undefined && !box[n].held) n++;
   if (n > 0) {
     conn.inFlight -= n;
     if (!conn.socket.destroyed) {
@@ -186,7 +214,7 @@ function flush(conn: Connection): void {
     }
     box.splice(0, n);
   }
-  if (box.length > 0 && !conn.waiting) {
+  if (box.length > 0 && box[0].awaitKey !== undefined && !conn.waiting) {
     const head = box[0];
     conn.waiting = true;
     void keyFetched(head.awaitKey!).then(() => {
@@ -250,12 +278,14 @@ function beat(): void {
 beat();
 const heartbeat = setInterval(beat, data.heartbeatIntervalMs);
 const forgetMisses = setInterval(() => reportedMisses.clear(), 1000);
+const expireHeld = consistency ? setInterval(() => consistency.expire(performance.now()), 50) : undefined;
 
 server.listen({ host: data.host, port: data.port, reusePort: true, backlog: 4096 }, () => send({ type: 'ready' }));
 
 function shutdownNow(code: number): void {
   clearInterval(heartbeat);
   clearInterval(forgetMisses);
+  clearInterval(expireHeld);
   for (const c of connections) c.socket.destroy();
   store.close();
   process.exit(code);
@@ -275,6 +305,8 @@ function drain(timeoutMs: number): void {
     const now = Date.now();
     if (now >= deadlineMs && !refusing) {
       refusing = true;
+      // replies still waiting for the cluster are answered now, so every request read gets a reply
+      consistency?.failAll();
       for (const c of connections) if (c.inFlight === 0) c.socket.end();
     }
     for (const c of connections) {
@@ -292,6 +324,8 @@ function drain(timeoutMs: number): void {
 port.on('message', (m: ToProcessor) => {
   if (m.type === 'drain') drain(m.timeoutMs);
   else if (m.type === 'key-fetched') finishWait(m.key);
+  else if (m.type === 'acked') consistency?.acked();
+  else if (m.type === 'quorum-read-done') consistency?.readDone(m.id, m.ok, m.entries);
   else if (m.type === 'fault') {
     if (m.fault === 'crash') throw new Error('injected crash');
     // a hang: the event loop never turns again; only the heartbeat watch can see it

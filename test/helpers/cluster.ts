@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts, launch, waitFor, type RunningDaemon } from './daemon.ts';
 import { requestOnce } from './wire.ts';
-import { Command } from '../../src/protocol/index.ts';
+import { Command, ConsistencyLevel, withConsistency } from '../../src/protocol/index.ts';
 
 export interface MemberConfig {
   id: string;
@@ -76,7 +76,18 @@ export class TestCluster {
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const c = await TestCluster.write(options);
     await Promise.all(c.members.map((m) => c.startMember(m.id)));
+    await c.synced();
     return c;
+  }
+
+  /** Waits until every running member (or those of `among`) is synced: it counts for quorum reads (new files copy their peers first). */
+  async synced(among = [...this.running.keys()], timeoutMs = 15_000): Promise<void> {
+    await waitFor(
+      `${among.join(', ')} synced`,
+      async () => (await Promise.all(among.map((id) => this.clusterStatus(id).catch(() => null)))).every((v) => v?.synced === true),
+      timeoutMs,
+      20,
+    );
   }
 
   member(id: string): MemberConfig {
@@ -133,12 +144,12 @@ export class TestCluster {
     return requestOnce(this.member(id).port, { id: 1n, command: Command.DEL, key });
   }
 
-  /** Waits until GET of key on member id returns `value` (undefined: NO_VAL). */
+  /** Waits until GET of key on member id, at level ONE (its own store), returns `value` (undefined: NO_VAL). */
   async waitForValue(id: string, key: string, value: string | undefined, timeoutMs = 10_000): Promise<void> {
     await waitFor(
       `${key}=${value ?? '(none)'} on ${id}`,
       async () => {
-        const r = await this.get(id, key);
+        const r = await this.get(id, key, withConsistency(0, ConsistencyLevel.ONE));
         return value === undefined ? r.command === Command.NO_VAL : r.command === Command.OK && Buffer.from(r.value).toString() === value;
       },
       timeoutMs,

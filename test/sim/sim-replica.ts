@@ -145,6 +145,23 @@ export class SimReplica implements Replica {
     return this.replica.cursorFor(peer);
   }
 
+  ackedPosition(cursor: string | null): bigint {
+    return this.replica.ackedPosition(cursor);
+  }
+
+  isSynced(): boolean {
+    return this.replica.isSynced();
+  }
+
+  markSynced(): void {
+    this.replica.markSynced();
+  }
+
+  /** The position of the last change of this replica's stream (what a local write's acknowledgement waits for). */
+  get headSeq(): bigint {
+    return this.store.headSeq();
+  }
+
   durableCursorFor(peer: NodeId): string | null {
     return this.replica.durableCursorFor(peer);
   }

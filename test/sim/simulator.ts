@@ -80,8 +80,12 @@ export interface SimOptions {
   /** most steps the healed cluster may take to converge */
   maxHealSteps: number;
   keys: number;
-  /** deliberately broken behaviour, to show the simulator catches it */
-  fault?: 'skipVotePersistence' | 'forgetVote';
+  /**
+   * Deliberately broken behaviour, to show the simulator catches it.
+   * ackOnSend: a write is acknowledged once the pages carrying it were sent
+   * to a majority, one step before the peers have applied them.
+   */
+  fault?: 'skipVotePersistence' | 'forgetVote' | 'ackOnSend';
   /** receives a line per notable happening (SIM_TRACE=1 when replaying) */
   trace?: (line: string) => void;
 }
@@ -127,6 +131,23 @@ interface SimNode {
   pendingMisses: Map<string, number>;
   /** the member's background digest refresh: next run, on the node's clock */
   nextDigestRefreshMs: number;
+  /** client writes waiting for a majority: acknowledged when the node's majority position reaches `seq` */
+  pendingWrites: PendingWrite[];
+  /** quorum reads in flight: reqId → what they must return at least */
+  pendingReads: Map<string, PendingRead>;
+}
+
+interface PendingWrite {
+  entry: Entry;
+  seq: bigint;
+  /** ackOnSend fault: peers the write was sent to */
+  sentTo: Set<string>;
+}
+
+interface PendingRead {
+  key: string;
+  /** the newest write of the key acknowledged before the read began */
+  floor: AckedWrite | undefined;
 }
 
 interface InFlight {
@@ -153,6 +174,11 @@ export interface SimResult {
   partitions: number;
   elections: number;
   healSteps: number;
+  /** writes acknowledged at MAJORITY */
+  acknowledged: number;
+  /** quorum reads answered / refused (no majority in time) */
+  reads: number;
+  readsRefused: number;
 }
 
 export class Simulation {
@@ -171,7 +197,10 @@ export class Simulation {
   private chaos = true;
   /** share of messages that take long (varies per seed: some schedules have a slow, reordering network) */
   private readonly slowShare: number;
-  private readonly stats: SimResult = { steps: 0, messages: 0, writes: 0, crashes: 0, wipes: 0, partitions: 0, elections: 0, healSteps: 0 };
+  private readonly stats: SimResult = { steps: 0, messages: 0, writes: 0, crashes: 0, wipes: 0, partitions: 0, elections: 0, healSteps: 0, acknowledged: 0, reads: 0, readsRefused: 0 };
+  /** every client write, acknowledged or not (a read may return any of them) */
+  private readonly written: Entry[] = [];
+  private readCounter = 0;
   private readonly keys: string[];
   private readonly members: string[];
 
@@ -187,7 +216,8 @@ export class Simulation {
       const node: SimNode = {
         id,
         index: i,
-        clockOffsetMs: this.rng.int(-300, 300),
+        // within the stated bound (maxClockSkewMs 200 between any two, with room for the HLC's µs steps): a clock beyond it is refused, by design
+        clockOffsetMs: this.rng.int(-95, 95),
         hard: { term: 0, votedFor: null },
         replica: undefined as unknown as SimReplica,
         clockFloorTs: 0n,
@@ -196,6 +226,8 @@ export class Simulation {
         everHeld: new Map(),
         pendingMisses: new Map(),
         nextDigestRefreshMs: 0,
+        pendingWrites: [],
+        pendingReads: new Map(),
       };
       node.replica = this.newReplica(node);
       this.watch(node);
@@ -330,6 +362,7 @@ export class Simulation {
     }
     for (const { to, msg } of out.messages) {
       this.stats.messages++;
+      if (this.opts.fault === 'ackOnSend' && msg.type === 'changes') this.sentChanges(node, to, msg.entries);
       const bytes = encodeMessage(msg);
       if (this.chaos && this.rng.chance(0.05)) continue;
       const copies = this.rng.chance(0.03) ? 2 : 1;
@@ -355,6 +388,10 @@ export class Simulation {
       const other = this.leaders.get(e.term);
       if (other !== undefined && other !== node.id) this.fail(`two leaders in term ${e.term}: ${other} and ${node.id}`);
       this.leaders.set(e.term, node.id);
+    } else if (e.type === 'acked') {
+      if (this.opts.fault !== 'ackOnSend') this.acknowledge(node, (w) => w.seq <= e.majority);
+    } else if (e.type === 'quorumRead') {
+      this.readDone(node, e.reqId, e.ok, e.entries[0]);
     } else if (e.type === 'keyFetched') {
       if (!node.pendingMisses.delete(e.reqId)) this.fail(`${node.id}: keyFetched for unknown or answered ${e.reqId}`);
       const held = node.replica.get(e.key);
@@ -373,7 +410,8 @@ export class Simulation {
   private chaosActions(): void {
     const live = this.nodes.filter((n) => n.core);
     if (live.length > 0 && this.rng.chance(0.3)) this.clientWrite(this.rng.pick(live));
-    if (live.length > 0 && this.rng.chance(0.1)) this.clientRead(this.rng.pick(live));
+    if (live.length > 0 && this.rng.chance(0.05)) this.localGet(this.rng.pick(live));
+    if (live.length > 0 && this.rng.chance(0.2)) this.clientRead(this.rng.pick(live));
     if (live.length > 0 && this.rng.chance(0.02)) this.crash(this.rng.pick(live));
     for (const n of this.nodes) if (!n.core && this.nowMs >= n.downUntilMs) this.start(n);
     if (this.rng.chance(0.01)) this.partition();
@@ -384,12 +422,74 @@ export class Simulation {
     const key = this.rng.pick(this.keys);
     const entry = this.rng.chance(0.3) ? node.replica.del(key) : node.replica.put(key, Uint8Array.of(this.rng.int(0, 255), node.index));
     this.stats.writes++;
-    this.acked.push({ entry, node: node.id, lost: false });
+    this.written.push(entry);
+    node.pendingWrites.push({ entry, seq: node.replica.headSeq, sentTo: new Set() });
     this.handle(node, node.core!.localWrite());
   }
 
-  /** A client GET; a key this replica has no row for (not even a tombstone) is reported to the core. */
+  /** Writes of `node` that `done` says a majority holds get their acknowledgement. */
+  private acknowledge(node: SimNode, done: (w: PendingWrite) => boolean): void {
+    const still: PendingWrite[] = [];
+    for (const w of node.pendingWrites) {
+      if (!done(w)) {
+        still.push(w);
+        continue;
+      }
+      this.stats.acknowledged++;
+      this.log(() => `${node.id} acknowledges ${show(w.entry)} ${w.entry.key}`);
+      this.acked.push({ entry: w.entry, node: node.id, lost: false });
+    }
+    node.pendingWrites = still;
+  }
+
+  /** ackOnSend fault: count the peers a pending write was sent to. */
+  private sentChanges(node: SimNode, to: string, entries: Entry[]): void {
+    for (const w of node.pendingWrites) {
+      if (entries.some((e) => e.key === w.entry.key && compareVersions(e, w.entry) >= 0)) w.sentTo.add(to);
+    }
+    this.acknowledge(node, (w) => w.sentTo.size >= Math.floor(this.nodes.length / 2));
+  }
+
+  /** A quorum read at `node`; checked when it finishes (G1). */
   private clientRead(node: SimNode): void {
+    const key = this.rng.pick(this.keys);
+    const reqId = `r${++this.readCounter}`;
+    node.pendingReads.set(reqId, { key, floor: this.newestAcked(key) });
+    this.handle(node, node.core!.quorumRead([key], reqId, this.clockOf(node)));
+  }
+
+  /** The newest acknowledged write of `key` that is still required (not lost beyond the guarantee). */
+  private newestAcked(key: string): AckedWrite | undefined {
+    let newest: AckedWrite | undefined;
+    for (const w of this.acked) if (w.entry.key === key && !w.lost && (!newest || compareVersions(w.entry, newest.entry) > 0)) newest = w;
+    return newest;
+  }
+
+  /** G1: a quorum read returns the newest write acknowledged before it began, or a newer one. */
+  private readDone(node: SimNode, reqId: string, ok: boolean, result: Entry | undefined): void {
+    const r = node.pendingReads.get(reqId);
+    if (!r) this.fail(`${node.id}: quorumRead for unknown or answered ${reqId}`);
+    node.pendingReads.delete(reqId);
+    if (!ok) {
+      this.stats.readsRefused++;
+      return;
+    }
+    this.stats.reads++;
+    const floor = r.floor;
+    if (!floor || floor.lost) return;
+    if (result === undefined) {
+      if (floor.entry.value === null) return;
+      // a purged tombstone reads as absent: fine when a delete newer than the floor was written
+      if (this.written.some((w) => w.key === r.key && w.value === null && compareVersions(w, floor.entry) > 0)) return;
+      this.fail(`G1: ${node.id} read ${r.key} as absent; ${show(floor.entry)} was acknowledged by ${floor.node} before the read`);
+    }
+    if (compareVersions(result, floor.entry) < 0) {
+      this.fail(`G1: ${node.id} read ${r.key} as ${show(result)}, older than ${show(floor.entry)} acknowledged by ${floor.node} before the read`);
+    }
+  }
+
+  /** A client GET at level ONE, through the handler; a key this replica has no row for (not even a tombstone) is reported to the core. */
+  private localGet(node: SimNode): void {
     const key = this.rng.pick(this.keys);
     node.replica.read(key, (missed) => {
       if (node.replica.get(missed) !== undefined) this.fail(`${node.id}: a GET of ${missed}, which has a row here, started a key fetch`);
@@ -404,6 +504,9 @@ export class Simulation {
     this.log(() => `${node.id} crashes`);
     node.core = null;
     node.pendingMisses.clear();
+    // replies never sent: the clients of these writes and reads got no answer
+    node.pendingWrites = [];
+    node.pendingReads.clear();
     node.downUntilMs = this.nowMs + downMs;
     if (this.rng.chance(0.15)) this.wipe(node);
   }
@@ -417,10 +520,14 @@ export class Simulation {
     node.replica = this.newReplica(node);
     node.everHeld = new Map();
     this.watch(node);
+    // G2 holds while the other replicas hold what they acknowledged: none of them is re-copying after a loss of its own
+    const othersSynced = this.nodes.every((n) => n === node || n.replica.isSynced());
     for (const w of this.acked) {
       if (w.lost) continue;
       const covered = this.nodes.some((n) => n !== node && (n.everHeld.get(w.entry.key) && compareVersions(n.everHeld.get(w.entry.key)!, w.entry) >= 0));
-      if (!covered) w.lost = true;
+      if (covered) continue;
+      if (othersSynced) this.fail(`G2: ${show(w.entry)} ${w.entry.key}, acknowledged by ${w.node}, was only on ${node.id}, whose data file is lost`);
+      w.lost = true;
     }
   }
 
@@ -463,12 +570,12 @@ export class Simulation {
     for (const w of writes) if (!w.lost && (!newest || compareVersions(w.entry, newest.entry) > 0)) newest = w;
     if (final === undefined) {
       if (!newest || newest.entry.value === null) return null;
-      const laterDelete = writes.some((w) => w.entry.value === null && compareVersions(w.entry, newest.entry) > 0);
+      const laterDelete = this.written.some((w) => w.key === key && w.value === null && compareVersions(w, newest.entry) > 0);
       return laterDelete ? null : `${key}: acknowledged ${newest.entry.ts}/${newest.entry.origin} lost (absent everywhere)`;
     }
-    const source = writes.find((w) => compareVersions(w.entry, final) === 0);
+    const source = this.written.find((w) => w.key === key && compareVersions(w, final) === 0);
     if (!source) return `${key}: ${final.ts}/${final.origin} was never written`;
-    if (!sameValue(source.entry.value, final.value)) return `${key}: value of ${final.ts}/${final.origin} changed`;
+    if (!sameValue(source.value, final.value)) return `${key}: value of ${final.ts}/${final.origin} changed`;
     if (newest && compareVersions(final, newest.entry) < 0) return `${key}: acknowledged ${newest.entry.ts}/${newest.entry.origin} lost under ${final.ts}/${final.origin}`;
     return null;
   }

@@ -58,7 +58,8 @@ const encodeEntry = (e: Entry) => ({
 
 export function encodeMessage(msg: Message): Buffer {
   const wire: Record<string, unknown> = { ...msg };
-  if ('entries' in msg) wire.entries = msg.entries.map(encodeEntry);
+  if ('entries' in msg && msg.type !== 'readReply') wire.entries = msg.entries.map(encodeEntry);
+  if (msg.type === 'readReply') wire.entries = msg.entries.map((e) => (e === null ? null : encodeEntry(e)));
   if (msg.type === 'hasKey') wire.entry = msg.entry === null ? null : encodeEntry(msg.entry);
   if (msg.type === 'heartbeatReply') wire.status = { ...msg.status, lastWriteTs: msg.status.lastWriteTs.toString() };
   const json = Buffer.from(JSON.stringify(wire), 'utf8');
@@ -217,6 +218,18 @@ const BODIES: { [T in MessageType]: { keys: readonly string[]; read: (o: Obj, l:
       const buckets = int(o.buckets, 'buckets', 1, l.maxBuckets);
       return { buckets, bucketList: array(o.bucketList, 'bucketList', l.maxBuckets).map((b, i) => int(b, `bucketList[${i}]`, 0, buckets - 1)) };
     },
+  },
+  readRequest: {
+    keys: ['reqId', 'keys'],
+    read: (o, l) => ({ reqId: reqId(o.reqId, 'reqId'), keys: array(o.keys, 'keys', l.maxEntries).map((k, i) => key(k, `keys[${i}]`, l)) }),
+  },
+  readReply: {
+    keys: ['reqId', 'synced', 'entries'],
+    read: (o, l) => ({
+      reqId: reqId(o.reqId, 'reqId'),
+      synced: bool(o.synced, 'synced'),
+      entries: array(o.entries, 'entries', l.maxEntries).map((e, i) => (e === null ? null : entry(e, `entries[${i}]`, l))),
+    }),
   },
   retryGroups: {
     keys: ['groups'],

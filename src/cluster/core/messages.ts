@@ -75,6 +75,16 @@ export interface BucketEntries extends Base { type: 'bucketEntries'; reqId: numb
 /** From the leader: "these buckets differ, fetch them from me". */
 export interface RepairHint extends Base { type: 'repairHint'; buckets: number; bucketList: number[] }
 
+/**
+ * Quorum read (consistency level MAJORITY): "your rows for these keys". The
+ * answer says whether the answering replica is synced (it holds every write
+ * it ever acknowledged; a replica whose data file is new is not, until it
+ * has copied enough peers' streams) — only synced answers count.
+ */
+export interface ReadRequest extends Base { type: 'readRequest'; reqId: number; keys: string[] }
+/** `entries[i]`: the row of `keys[i]` (tombstone included), or null when the replica has none. */
+export interface ReadReply extends Base { type: 'readReply'; reqId: number; synced: boolean; entries: (Entry | null)[] }
+
 /** From the leader: "retry your degraded groups". */
 export interface RetryGroups extends Base { type: 'retryGroups'; groups: string[] }
 
@@ -98,7 +108,9 @@ export type Message =
   | BucketRequest
   | BucketEntries
   | RepairHint
-  | RetryGroups;
+  | RetryGroups
+  | ReadRequest
+  | ReadReply;
 
 export type MessageType = Message['type'];
 

@@ -13,6 +13,7 @@ import { Election } from './election.ts';
 import { REQUEST_TYPES, type Message } from './messages.ts';
 import { Monitor, type ClusterView } from './monitor.ts';
 import { Outbox, type Output } from './outbox.ts';
+import { Quorum } from './quorum.ts';
 import { Replication } from './replication.ts';
 import { defaultCoreSettings, type CoreSettings, type DaemonStatus, type HardState, type NodeId, type Replica, type Role } from './types.ts';
 
@@ -51,6 +52,7 @@ export class ClusterNode {
   private readonly election: Election;
   private readonly replication: Replication;
   private readonly monitor: Monitor;
+  private readonly quorum: Quorum;
   private readonly replica: Replica;
   private readonly wallClockMs: () => number;
   private status: DaemonStatus | null = null;
@@ -67,7 +69,29 @@ export class ClusterNode {
     this.election = new Election(this.self, this.peers, settings, options.hardState, options.random, options.nowMs);
     this.replication = new Replication(this.self, this.peers, settings, options.replica, options.random, options.nowMs);
     this.monitor = new Monitor(this.peers, settings);
+    const quorum = new Quorum(this.peers, settings, options.replica, this.replication);
+    this.quorum = quorum;
+    this.replication.listener = {
+      pulled: (peer, cursor, out) => quorum.pulled(peer, cursor, out),
+      caughtUpWith: (peer, out) => quorum.caughtUpWith(peer, out),
+      voided: (out) => quorum.reissueAll(out),
+    };
     this.replica = options.replica;
+  }
+
+  /** Daemons in a majority of the cluster, this one included. */
+  get majority(): number {
+    return this.quorum.majority;
+  }
+
+  /** Positions of the local change stream held by a majority / by every daemon (see the `acked` event). */
+  ackedPositions(): { majority: bigint; all: bigint } {
+    return this.quorum.ackedPositions();
+  }
+
+  /** How many peers were heard from within peerReachableMs. */
+  reachablePeers(nowMs: number): number {
+    return this.quorum.reachablePeers(nowMs);
   }
 
   get role(): Role {
@@ -91,6 +115,7 @@ export class ClusterNode {
     const out = this.outbox();
     this.election.tick(nowMs, out);
     this.replication.tick(nowMs, out, this.election);
+    this.quorum.tick(nowMs, out);
     if (this.status && this.role === 'leader') this.monitor.selfStatus(this.status, nowMs, out);
     return out.out;
   }
@@ -99,6 +124,17 @@ export class ClusterNode {
   receive(from: NodeId, msg: Message, nowMs: number): Output {
     const out = this.outbox();
     if (msg.from !== from || !this.peers.includes(from)) return out.out;
+    this.quorum.heard(from, nowMs);
+    // quorum reads are about data, not leadership: served and accepted in any term
+    if (msg.type === 'readRequest') {
+      this.quorum.answer(from, msg, out);
+      return out.out;
+    }
+    if (msg.type === 'readReply') {
+      const bounded = this.withinClockBound(from, msg, out);
+      if (bounded?.type === 'readReply') this.quorum.receiveReply(from, bounded, out);
+      return out.out;
+    }
     if (VOTING_TYPES.has(msg.type)) {
       this.election.receiveVoting(msg, nowMs, out);
       return out.out;
@@ -141,12 +177,12 @@ export class ClusterNode {
    * made), and applying it would drag this daemon's clock and versions
    * forward. A page of changes holding one is dropped whole (the pull is sent
    * again after pullTimeoutMs and applies once local time has caught up, so
-   * the stream keeps its order); bucket entries and key answers lose just
-   * those entries. Each refused version is reported.
+   * the stream keeps its order); bucket entries, key answers and quorum-read
+   * answers lose just those entries. Each refused version is reported.
    */
   private withinClockBound(from: NodeId, msg: Message, out: Outbox): Message | null {
-    if (msg.type !== 'changes' && msg.type !== 'bucketEntries' && msg.type !== 'hasKey') return msg;
-    const entries = msg.type === 'hasKey' ? (msg.entry ? [msg.entry] : []) : msg.entries;
+    if (msg.type !== 'changes' && msg.type !== 'bucketEntries' && msg.type !== 'hasKey' && msg.type !== 'readReply') return msg;
+    const entries = msg.type === 'hasKey' ? (msg.entry ? [msg.entry] : []) : msg.type === 'readReply' ? msg.entries.filter((e) => e !== null) : msg.entries;
     const nowMs = this.wallClockMs();
     const limitUs = BigInt(Math.floor((nowMs + this.settings.maxClockSkewMs) * 1000));
     const ahead = entries.filter((e) => e.ts > limitUs);
@@ -154,6 +190,8 @@ export class ClusterNode {
     for (const e of ahead) out.event({ type: 'versionAhead', peer: from, key: e.key, ts: e.ts, aheadMs: Number(e.ts) / 1000 - nowMs });
     if (msg.type === 'changes') return null;
     if (msg.type === 'hasKey') return { ...msg, entry: null };
+    // a quorum read counts the answer, without the refused rows (it read repairs with what it gets)
+    if (msg.type === 'readReply') return { ...msg, entries: msg.entries.map((e) => (e !== null && e.ts > limitUs ? null : e)) };
     return { ...msg, entries: msg.entries.filter((e) => e.ts <= limitUs) };
   }
 
@@ -172,6 +210,17 @@ export class ClusterNode {
   keyMiss(key: string, reqId: string, nowMs: number): Output {
     const out = this.outbox();
     this.replication.keyMiss(key, reqId, nowMs, out, this.election);
+    return out.out;
+  }
+
+  /**
+   * A quorum read of `keys` (consistency level MAJORITY; at most
+   * settings.maxEntriesPerMessage keys). A quorumRead event with `reqId`
+   * follows, in this or a later Output.
+   */
+  quorumRead(keys: string[], reqId: string, nowMs: number): Output {
+    const out = this.outbox();
+    this.quorum.read(keys, reqId, nowMs, out);
     return out.out;
   }
 

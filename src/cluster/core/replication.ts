@@ -25,6 +25,7 @@
 
 import type { Message } from './messages.ts';
 import type { Outbox } from './outbox.ts';
+import type { RequestIds } from './quorum.ts';
 import type { CoreSettings, Entry, NodeId, Replica } from './types.ts';
 
 /** Most waiters (local or remote) one key query carries; more are answered null at once. */
@@ -58,13 +59,23 @@ interface BucketFetch {
   atMs: number;
 }
 
+/** What consistency levels learn from replication (see quorum.ts). */
+export interface ReplicationListener {
+  /** a Pull from `peer`: it holds the pages up to `cursor` */
+  pulled(peer: NodeId, cursor: string | null, out: Outbox): void;
+  /** an accepted page of `peer`'s stream ended with more = false */
+  caughtUpWith(peer: NodeId, out: Outbox): void;
+  /** a purge voided every request issued so far */
+  voided(out: Outbox): void;
+}
+
 /** What replication needs to know about the election. */
 export interface LeadershipView {
   readonly role: string;
   readonly leaderId: NodeId | null;
 }
 
-export class Replication {
+export class Replication implements RequestIds {
   private readonly self: NodeId;
   private readonly peers: readonly NodeId[];
   private readonly settings: CoreSettings;
@@ -85,6 +96,7 @@ export class Replication {
   private readonly bucketFetches = new Map<number, BucketFetch>();
   private readonly queriesByKey = new Map<string, KeyQuery>();
   private readonly queriesByReq = new Map<number, KeyQuery>();
+  listener: ReplicationListener | null = null;
 
   constructor(self: NodeId, peers: readonly NodeId[], settings: CoreSettings, replica: Replica, random: () => number, nowMs: number) {
     this.self = self;
@@ -155,6 +167,7 @@ export class Replication {
       }
       case 'pull': {
         this.pulledCursors.set(from, msg.cursor);
+        this.listener?.pulled(from, msg.cursor, out);
         const page = this.replica.changesSince(msg.cursor, this.settings.maxEntriesPerMessage);
         out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more });
         return;
@@ -164,7 +177,9 @@ export class Replication {
         if (!p || p.outstanding !== msg.reqId || !this.accepts(msg.reqId)) return;
         this.replica.apply(msg.entries, { peer: from, cursor: msg.cursor });
         p.outstanding = null;
-        if (msg.more || p.again) this.sendPull(from, nowMs, out);
+        if (!msg.more) this.listener?.caughtUpWith(from, out);
+        // after a page with entries, pull again at once: the pull tells the peer what this node now holds (its acknowledgement)
+        if (msg.more || p.again || msg.entries.length > 0) this.sendPull(from, nowMs, out);
         else p.nextAtMs = nowMs + this.settings.pullIntervalMs;
         return;
       }
@@ -247,12 +262,12 @@ export class Replication {
     }
   }
 
-  private nextReqId(): number {
+  nextReqId(): number {
     this.lastReqId += 1;
     return this.lastReqId;
   }
 
-  private accepts(reqId: number): boolean {
+  accepts(reqId: number): boolean {
     return reqId > this.fenceReqId;
   }
 
@@ -278,6 +293,7 @@ export class Replication {
     // Void every request issued so far; pulls and key queries are sent again.
     this.fenceReqId = this.lastReqId;
     this.bucketFetches.clear();
+    this.listener?.voided(out);
     for (const [peer, p] of this.pulls) if (p.outstanding !== null) this.sendPull(peer, nowMs, out);
     for (const q of [...this.queriesByKey.values()]) {
       this.queriesByReq.delete(q.reqId);

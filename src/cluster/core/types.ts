@@ -59,6 +59,22 @@ export interface Replica {
    * `source.peer`'s stream up to `source.cursor`. Returns how many were stored.
    */
   apply(entries: Entry[], source?: { peer: NodeId; cursor: string }): number;
+  /**
+   * How far a reader holding `cursor` (a cursor this replica served, sent
+   * back in a Pull) certainly has this replica's data: every write with a
+   * stream position at or below the result is held by the reader at its
+   * version or a newer one. Only complete pages (more = false) vouch for
+   * that: a row overwritten while a reader paged moves past the reader's
+   * position. 0 for null or another stream's cursor.
+   */
+  ackedPosition(cursor: string | null): bigint;
+  /**
+   * Synced: this replica holds every write it ever acknowledged. A replica
+   * whose data file is new is not synced until `markSynced` (after it copied
+   * enough peers' streams); durable.
+   */
+  isSynced(): boolean;
+  markSynced(): void;
   /** The persisted read position in `peer`'s stream (null = nothing read yet). */
   cursorFor(peer: NodeId): string | null;
   /**
@@ -118,7 +134,17 @@ export type ClusterEvent =
   | { type: 'versionAhead'; peer: NodeId; key: string; ts: bigint; aheadMs: number }
   | { type: 'keyFetched'; reqId: string; key: string; entry: Entry | null }
   | { type: 'retryGroups'; groups: string[] }
-  | { type: 'purged'; tombstones: number };
+  | { type: 'purged'; tombstones: number }
+  /**
+   * Write acknowledgements advanced: every local write at a stream position
+   * at or below `majority` is held by a majority of the cluster (this
+   * daemon included), at or below `all` by every daemon.
+   */
+  | { type: 'acked'; majority: bigint; all: bigint }
+  /** A quorum read finished: `entries[i]` is the newest row of keys[i] among a majority (undefined: none); ok=false: no majority answered in time. */
+  | { type: 'quorumRead'; reqId: string; ok: boolean; entries: (Entry | undefined)[] }
+  /** This replica copied enough peers' streams to hold every acknowledged write again. */
+  | { type: 'synced' };
 
 /** Settings of the core; every duration in ms of the clock given to tick/receive. */
 export interface CoreSettings {
@@ -147,6 +173,12 @@ export interface CoreSettings {
   maxPendingKeyFetches: number;
   /** most entries in one Changes / BucketEntries message */
   maxEntriesPerMessage: number;
+  /** a quorum read without enough answers by then fails (the client gets NO_QUORUM) */
+  quorumReadTimeoutMs: number;
+  /** a quorum read asks more peers when the first ones have not answered by then */
+  quorumReadHedgeMs: number;
+  /** a peer heard from within this long counts as reachable (writes at MAJORITY/ALL are refused up front otherwise) */
+  peerReachableMs: number;
   /** first wait before asking a degraded daemon to retry its groups; doubles up to the max */
   retryGroupsBackoffInitialMs: number;
   retryGroupsBackoffMaxMs: number;
@@ -166,6 +198,9 @@ export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
   keyFetchTimeoutMs: 500,
   maxPendingKeyFetches: 1024,
   maxEntriesPerMessage: 2048,
+  quorumReadTimeoutMs: 1_000,
+  quorumReadHedgeMs: 50,
+  peerReachableMs: 1_000,
   retryGroupsBackoffInitialMs: 1_000,
   retryGroupsBackoffMaxMs: 60_000,
 });

@@ -1,0 +1,219 @@
+// Consistency levels: which local writes a majority (or every daemon) holds,
+// quorum reads, and whether this replica is synced.
+//
+// - Write acknowledgements come from pulls: a peer's Pull carries the cursor
+//   of the last page it applied (durably, with the cursor), and the replica
+//   tells how far that cursor vouches for (`Replica.ackedPosition`). The
+//   positions held by a majority and by every daemon are reported in an
+//   `acked` event whenever they change; the shell releases the replies of
+//   writes at or below them.
+// - A quorum read asks enough synced peers for their rows of the keys that,
+//   with this replica (when synced), a majority answered; every newer row
+//   that comes back is applied here (read repair), and the result is this
+//   replica's rows afterwards. A write acknowledged by a majority is held by
+//   at least one daemon of any majority, so the result is that write or newer.
+// - A replica whose data file is new may have lost writes it acknowledged
+//   before; it counts for no quorum read until it has copied the full
+//   streams of N - Q + 1 peers (pages up to more = false, pulled after it
+//   started): every write acknowledged before it started is on Q - 1 peers
+//   other than it, and any N - Q + 1 of the N - 1 peers include one of them.
+
+import type { ReadReply, ReadRequest } from './messages.ts';
+import type { Outbox } from './outbox.ts';
+import { compareVersions, type CoreSettings, type Entry, type NodeId, type Replica } from './types.ts';
+
+interface ReadQuery {
+  reqId: string;
+  keys: string[];
+  /** synced answers still needed */
+  needed: number;
+  asked: Set<NodeId>;
+  answered: Set<NodeId>;
+  /** ask the peers not asked yet from this time on */
+  hedgeAtMs: number;
+  /** request ids this query was sent under (each answers it) */
+  wireIds: number[];
+  deadlineMs: number;
+}
+
+/** Request ids and the purge fence are replication's: one numbering per incarnation. */
+export interface RequestIds {
+  nextReqId(): number;
+  /** false for an answer to a request issued before the last purge */
+  accepts(reqId: number): boolean;
+}
+
+/** How many daemons form a majority of `members`. */
+export function majorityOf(members: number): number {
+  return Math.floor(members / 2) + 1;
+}
+
+export class Quorum {
+  private readonly peers: readonly NodeId[];
+  private readonly settings: CoreSettings;
+  private readonly replica: Replica;
+  private readonly ids: RequestIds;
+  /** daemons in a majority, this one included */
+  readonly majority: number;
+  private readonly acked = new Map<NodeId, bigint>();
+  private readonly lastHeardMs = new Map<NodeId, number>();
+  /** peers whose full stream this incarnation has read up to a page with more = false */
+  private readonly caughtUp = new Set<NodeId>();
+  private positions = { majority: 0n, all: 0n };
+  private readonly reads = new Map<number, ReadQuery>();
+  /** rotates the peers asked first, so quorum reads spread over the peers */
+  private nextFirst = 0;
+
+  constructor(peers: readonly NodeId[], settings: CoreSettings, replica: Replica, ids: RequestIds) {
+    this.peers = peers;
+    this.settings = settings;
+    this.replica = replica;
+    this.ids = ids;
+    this.majority = majorityOf(peers.length + 1);
+    for (const p of peers) this.acked.set(p, 0n);
+  }
+
+  get pendingReads(): number {
+    return new Set(this.reads.values()).size;
+  }
+
+  /** Positions of the local stream held by a majority / by every daemon. */
+  ackedPositions(): { majority: bigint; all: bigint } {
+    return { ...this.positions };
+  }
+
+  /** Any message from `peer` (after authentication). */
+  heard(peer: NodeId, nowMs: number): void {
+    this.lastHeardMs.set(peer, nowMs);
+  }
+
+  /** Peers heard from within peerReachableMs. */
+  reachablePeers(nowMs: number): number {
+    let n = 0;
+    for (const p of this.peers) {
+      const at = this.lastHeardMs.get(p);
+      if (at !== undefined && nowMs - at <= this.settings.peerReachableMs) n++;
+    }
+    return n;
+  }
+
+  /** A Pull from `peer` with the cursor of the last page it applied. */
+  pulled(peer: NodeId, cursor: string | null, out: Outbox): void {
+    if (!this.acked.has(peer)) return;
+    this.acked.set(peer, this.replica.ackedPosition(cursor));
+    const sorted = [...this.acked.values()].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+    // this daemon holds all of its own stream: a majority needs majority - 1 peers
+    const majority = this.majority > 1 ? sorted[this.majority - 2] : sorted[0] ?? 0n;
+    const all = sorted.length > 0 ? sorted[sorted.length - 1] : 0n;
+    if (majority === this.positions.majority && all === this.positions.all) return;
+    this.positions = { majority, all };
+    out.event({ type: 'acked', majority, all });
+  }
+
+  /** An accepted page of `peer`'s stream with more = false. */
+  caughtUpWith(peer: NodeId, out: Outbox): void {
+    this.caughtUp.add(peer);
+    if (this.replica.isSynced() || this.caughtUp.size < this.peers.length + 1 - this.majority + 1) return;
+    this.replica.markSynced();
+    out.event({ type: 'synced' });
+  }
+
+  /**
+   * Starts a quorum read of `keys` (at most maxEntriesPerMessage); a
+   * quorumRead event with `reqId` follows, in this or a later Output.
+   */
+  read(keys: string[], reqId: string, nowMs: number, out: Outbox): void {
+    if (keys.length > this.settings.maxEntriesPerMessage) throw new RangeError(`a quorum read takes at most ${this.settings.maxEntriesPerMessage} keys`);
+    const needed = this.replica.isSynced() ? this.majority - 1 : this.majority;
+    const q: ReadQuery = {
+      reqId,
+      keys,
+      needed,
+      asked: new Set(),
+      answered: new Set(),
+      hedgeAtMs: nowMs + this.settings.quorumReadHedgeMs,
+      wireIds: [],
+      deadlineMs: nowMs + this.settings.quorumReadTimeoutMs,
+    };
+    if (needed === 0) {
+      this.complete(q, true, out);
+      return;
+    }
+    if (needed > this.peers.length) {
+      this.complete(q, false, out);
+      return;
+    }
+    // the reachable peers first, starting at a rotating place
+    const order = this.peers.map((_, i) => this.peers[(this.nextFirst + i) % this.peers.length]);
+    this.nextFirst = (this.nextFirst + 1) % this.peers.length;
+    const reachable = (p: NodeId) => {
+      const at = this.lastHeardMs.get(p);
+      return at !== undefined && nowMs - at <= this.settings.peerReachableMs;
+    };
+    order.sort((a, b) => Number(reachable(b)) - Number(reachable(a)));
+    this.ask(q, order.slice(0, needed), out);
+  }
+
+  /** Deadlines and hedges. */
+  tick(nowMs: number, out: Outbox): void {
+    for (const q of new Set(this.reads.values())) {
+      if (nowMs >= q.deadlineMs) {
+        this.complete(q, false, out);
+      } else if (nowMs >= q.hedgeAtMs && q.asked.size < this.peers.length) {
+        q.hedgeAtMs = q.deadlineMs;
+        this.ask(q, this.peers.filter((p) => !q.asked.has(p)), out);
+      }
+    }
+  }
+
+  /** A purge voided every request issued so far: the peers that have not answered are asked again (answers so far were applied already). */
+  reissueAll(out: Outbox): void {
+    for (const q of new Set(this.reads.values())) {
+      for (const id of q.wireIds) this.reads.delete(id);
+      q.wireIds = [];
+      const again = [...q.asked].filter((p) => !q.answered.has(p));
+      this.ask(q, again, out);
+    }
+  }
+
+  answer(from: NodeId, msg: ReadRequest, out: Outbox): void {
+    out.send(from, { type: 'readReply', reqId: msg.reqId, synced: this.replica.isSynced(), entries: msg.keys.map((k) => this.replica.get(k) ?? null) });
+  }
+
+  receiveReply(from: NodeId, msg: ReadReply, out: Outbox): void {
+    const q = this.reads.get(msg.reqId);
+    if (!q || !q.asked.has(from) || q.answered.has(from) || !this.ids.accepts(msg.reqId)) return;
+    if (msg.entries.length !== q.keys.length || msg.entries.some((e, i) => e !== null && e.key !== q.keys[i])) return;
+    if (!msg.synced) {
+      // counts for nothing: ask everyone not asked yet
+      this.ask(q, this.peers.filter((p) => !q.asked.has(p)), out);
+      return;
+    }
+    q.answered.add(from);
+    // read repair: newer rows are stored here at once (LWW), so the result is this replica's rows
+    const newer: Entry[] = [];
+    for (const e of msg.entries) {
+      if (e === null) continue;
+      const held = this.replica.get(e.key);
+      if (!held || compareVersions(e, held) > 0) newer.push(e);
+    }
+    if (newer.length > 0) this.replica.apply(newer);
+    if (q.answered.size >= q.needed) this.complete(q, true, out);
+  }
+
+  private ask(q: ReadQuery, peers: NodeId[], out: Outbox): void {
+    if (peers.length === 0) return;
+    const wireId = this.ids.nextReqId();
+    q.wireIds.push(wireId);
+    this.reads.set(wireId, q);
+    for (const p of peers) {
+      q.asked.add(p);
+      out.send(p, { type: 'readRequest', reqId: wireId, keys: q.keys });
+    }
+  }
+
+  private complete(q: ReadQuery, ok: boolean, out: Outbox): void {
+    for (const id of q.wireIds) this.reads.delete(id);
+    out.event({ type: 'quorumRead', reqId: q.reqId, ok, entries: ok ? q.keys.map((k) => this.replica.get(k)) : [] });
+  }
+}
