@@ -75,13 +75,14 @@ test('a core invariant violated by a peer message stops the daemon loudly (exit 
     selfId: 'n2',
     host: '127.0.0.1',
     port: c.member('n2').peerPort,
-    peers: [{ id: leader.id, host: '127.0.0.1', port: c.member(leader.id).peerPort }],
+    // the whole membership, or the handshake refuses it
+    peers: ['n0', 'n1'].map((id) => ({ id, host: '127.0.0.1', port: c.member(id).peerPort })),
     secret,
     log: () => {},
   });
   t.teardown(() => fake.stop());
   await fake.start();
-  await waitFor('impostor connected to the leader', () => fake.connected().length === 1);
+  await waitFor('impostor connected to the leader', () => fake.connected().includes(leader.id));
   // a second leader's heartbeat in the leader's own term: two leaders in one term
   fake.send(leader.id, encodeMessage({ type: 'heartbeat', term: leader.term, from: 'n2', sentAtMs: 0 }));
   const d = c.running.get(leader.id)!;
