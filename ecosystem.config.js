@@ -4,6 +4,7 @@
 // happens in the daemon at start-up (and in `npm start` before pm2 runs).
 
 import { mkdirSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,9 +18,17 @@ for (const d of config.daemons ?? []) {
   for (const g of d.groups ?? []) mkdirSync(dirname(resolve(dirname(configFile), g.dbFile)), { recursive: true });
 }
 
+// A config can list the daemons of several hosts: this machine starts those
+// whose host is one of its addresses (the rule of localDaemons in
+// src/config/config.ts, which `npm start` prints; written out here because pm2
+// may load this file with a Node that cannot import TypeScript).
+const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+const isLocal = (host = '127.0.0.1') =>
+  host.startsWith('127.') || host === '::1' || host === 'localhost' || host === '0.0.0.0' || host === '::' || addresses.includes(host);
+
 // pm2 require()s this ES module and reads `apps` off its namespace, so `apps`
 // is a named export (the default export serves tools that import it).
-export const apps = (config.daemons ?? []).map((d) => ({
+export const apps = (config.daemons ?? []).filter((d) => isLocal(d.host)).map((d) => ({
   name: d.id,
   script: join(root, 'src/supervisor/main.ts'),
   cwd: root,

@@ -13,13 +13,26 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KvClient } from '../src/client/index.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { adminRequest } from '../src/supervisor/admin-client.ts';
+import { adminRequest } from '../src/shared/admin-client.ts';
 import { freePorts } from '../test/helpers/ports.ts';
+import { ConsistencyLevel, withConsistency } from '../src/protocol/index.ts';
+import { percentile } from './histogram.ts';
 import { runLoad } from './loadgen.ts';
 import { preload } from './preload.ts';
 import { HOST, startMember, type Server } from './servers.ts';
 
-export const CLUSTER_CASES = ['cluster lag idle', 'cluster lag load', 'cluster failover', 'cluster catch-up'] as const;
+/** Throughput per consistency level: a closed loop of LEVEL_CONNECTIONS persistent connections on one daemon. */
+const LEVEL_CASES = {
+  'cluster GET one': { get: true, level: ConsistencyLevel.ONE },
+  'cluster GET majority': { get: true, level: ConsistencyLevel.MAJORITY },
+  'cluster PUT one': { get: false, level: ConsistencyLevel.ONE },
+  'cluster PUT majority': { get: false, level: ConsistencyLevel.MAJORITY },
+  'cluster PUT all': { get: false, level: ConsistencyLevel.ALL },
+} as const;
+type LevelCase = keyof typeof LEVEL_CASES;
+const LEVEL_CONNECTIONS = 50;
+
+export const CLUSTER_CASES = ['cluster lag idle', 'cluster lag load', 'cluster failover', 'cluster catch-up', ...(Object.keys(LEVEL_CASES) as LevelCase[])] as const;
 export type ClusterCase = (typeof CLUSTER_CASES)[number];
 
 export interface ClusterOptions {
@@ -37,11 +50,11 @@ export interface ClusterOptions {
 /** One figure, median over its runs. */
 export interface ClusterFigure {
   name: ClusterCase;
-  unit: 'ms' | 'keys/s';
+  unit: 'ms' | 'keys/s' | 'ops/s';
   /** per run: the figure (lag: p50) */
   runs: number[];
   median: number;
-  /** lag only: median over the runs of each run's p99 */
+  /** lag and levels: median over the runs of each run's p99 (ms) */
   p99?: number;
   samples: number;
   detail: string;
@@ -178,6 +191,39 @@ export async function runClusterBench(o: ClusterOptions): Promise<{ figures: Clu
           ? `PUT acked on n0 → visible in n1's and n2's files, while ${LOAD_CONNECTIONS} connections run a 90/10 GET/PUT mix on n0 (${Math.round(median(loadOps))} ops/s)`
           : `PUT acked on n0 → visible in n1's and n2's files, one probe every ${PROBE_GAP_MS} ms, no other load`,
       });
+    }
+
+    const levelCases = (Object.keys(LEVEL_CASES) as LevelCase[]).filter((c) => wanted(c));
+    if (levelCases.length > 0) {
+      const ops = new Map<LevelCase, number[]>(levelCases.map((c) => [c, []]));
+      const p99 = new Map<LevelCase, number[]>(levelCases.map((c) => [c, []]));
+      // runs interleave the levels, so a slow moment of the machine does not land on one level only
+      for (let run = 0; run < o.runs; run++) {
+        for (const c of levelCases) {
+          o.progress(`${c} (run ${run + 1}/${o.runs})`);
+          const { get, level } = LEVEL_CASES[c];
+          const r = await runLoad(
+            { host: HOST, port: members[0].port, style: 'persistent', connections: LEVEL_CONNECTIONS, depth: 1, getFraction: get ? 1 : 0, valueSize: 128, keyPrefix: catchUpPrefix, keyCount: o.catchUpKeys, flag: withConsistency(0, level) },
+            { threads: o.generatorThreads, warmupMs: 500, durationMs: o.durationS * 1000 },
+          );
+          if (r.errors > 0) throw new Error(`cluster bench: ${c} had ${r.errors} errors`);
+          ops.get(c)!.push(r.opsPerSec);
+          p99.get(c)!.push(percentile(r.hist, 0.99) / 1000);
+        }
+      }
+      for (const c of levelCases) {
+        const base = median(ops.get(c.startsWith('cluster GET') ? 'cluster GET one' : 'cluster PUT one') ?? []);
+        const m = median(ops.get(c)!);
+        figures.push({
+          name: c,
+          unit: 'ops/s',
+          runs: ops.get(c)!,
+          median: m,
+          p99: median(p99.get(c)!),
+          samples: o.runs,
+          detail: `${LEVEL_CONNECTIONS} persistent connections on n0, 128 B values${Number.isNaN(base) || c.endsWith(' one') ? '' : `; ${(m / base).toFixed(2)}× level ONE in the same run`}`,
+        });
+      }
     }
 
     if (wanted('cluster failover')) {

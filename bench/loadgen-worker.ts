@@ -42,7 +42,8 @@ function encodeRequest(buf: Buffer, offset: number): number {
   const id = nextId++;
   const key = spec.keyPrefix + Math.floor(random() * spec.keyCount);
   const isGet = spec.getFraction >= 1 || random() < spec.getFraction;
-  encodeFrameInto(buf, offset, isGet ? { id: BigInt(id), command: Command.GET, key } : { id: BigInt(id), command: Command.PUT, key, value });
+  const flag = spec.flag ?? 0;
+  encodeFrameInto(buf, offset, isGet ? { id: BigInt(id), command: Command.GET, key, flag } : { id: BigInt(id), command: Command.PUT, key, value, flag });
   return id;
 }
 

@@ -23,6 +23,8 @@ export interface LoadSpec {
   /** keys are keyPrefix + 0 .. keyCount-1, chosen uniformly */
   keyPrefix: string;
   keyCount: number;
+  /** request flag bits (e.g. the consistency level); default 0 */
+  flag?: number;
 }
 
 export type WorkerSpec = LoadSpec;

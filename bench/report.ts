@@ -195,10 +195,11 @@ export function formatReport(r: BenchReport): string {
   }
   if (r.cluster && r.cluster.figures.length > 0) {
     out.push('');
-    const fmt = (f: ClusterFigure, x: number | undefined) => (x === undefined ? '' : f.unit === 'ms' ? `${x.toFixed(1)} ms` : `${fmtOps(x)} keys/s`);
+    const fmt = (f: ClusterFigure, x: number | undefined) => (x === undefined ? '' : f.unit === 'ms' ? `${x.toFixed(1)} ms` : `${fmtOps(x)} ${f.unit}`);
+    const fmtP99 = (f: ClusterFigure) => (f.p99 === undefined ? '' : `${f.p99.toFixed(1)} ms`);
     out.push(table(
-      ['cluster (3 daemons, loopback, 1 processor each)', 'median (p50 for lag)', 'lag p99', 'runs', 'samples', 'what is measured'],
-      r.cluster.figures.map((f) => [f.name, fmt(f, f.median), fmt(f, f.p99), f.runs.map((x) => fmt(f, x)).join(', '), String(f.samples), f.detail]),
+      ['cluster (3 daemons, loopback, 1 processor each)', 'median (p50 for lag)', 'p99 (lag or request)', 'runs', 'samples', 'what is measured'],
+      r.cluster.figures.map((f) => [f.name, fmt(f, f.median), fmtP99(f), f.runs.map((x) => fmt(f, x)).join(', '), String(f.samples), f.detail]),
     ));
   }
   out.push('');

@@ -103,13 +103,15 @@ export interface DaemonOptions {
   dataDir: string;
   /** write V8 CPU profiles of the daemon's threads here (--cpu-prof) */
   cpuProfDir?: string;
+  /** serve Prometheus /metrics on this port */
+  metricsPort?: number;
 }
 
 /** Starts the daemon with one group (one port, one SQLite file) and durability full. */
 export async function startDaemon(o: DaemonOptions): Promise<Server> {
   const [port, peerPort, adminPort] = await freePorts(3);
   const config = {
-    daemons: [{ id: 'bench', host: HOST, peerPort, adminPort, groups: [{ port, dbFile: o.dbFile, processors: o.processors }] }],
+    daemons: [{ id: 'bench', host: HOST, peerPort, adminPort, ...(o.metricsPort ? { metricsPort: o.metricsPort } : {}), groups: [{ port, dbFile: o.dbFile, processors: o.processors }] }],
     durability: 'full',
     allowShutdown: false,
     faultInjection: false,

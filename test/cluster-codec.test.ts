@@ -21,8 +21,8 @@ const samples: Message[] = [
   { type: 'notify', term: 0, from: 'kv-1' },
   { type: 'pull', term: 3, from: 'kv-1', reqId: 2 ** 52, cursor: null },
   { type: 'pull', term: 3, from: 'kv-1', reqId: 7, cursor: 'abc:42' },
-  { type: 'changes', term: 3, from: 'kv-0', reqId: 7, entries: [live, tomb, empty], cursor: 'abc:45', more: true },
-  { type: 'changes', term: 3, from: 'kv-0', reqId: 8, entries: [], cursor: 'abc:45', more: false },
+  { type: 'changes', term: 3, from: 'kv-0', reqId: 7, entries: [live, tomb, empty], cursor: 'abc:45', more: true, lease: true },
+  { type: 'changes', term: 3, from: 'kv-0', reqId: 8, entries: [], cursor: 'abc:45', more: false, lease: false },
   { type: 'cursorRequest', term: 3, from: 'kv-0', reqId: 11 },
   { type: 'cursorReply', term: 3, from: 'kv-1', reqId: 11, cursor: 'abc:45' },
   { type: 'cursorReply', term: 3, from: 'kv-1', reqId: 11, cursor: null },
@@ -71,7 +71,7 @@ test('every truncation of every message is refused', (t) => {
 
 test('oversized messages and over-limit fields are refused', (t) => {
   const limits = { ...defaultCodecLimits, maxMessageBytes: 1024 };
-  const big: Message = { type: 'changes', term: 1, from: 'a', reqId: 1, entries: [{ ...live, value: new Uint8Array(2048) }], cursor: 'c', more: false };
+  const big: Message = { type: 'changes', term: 1, from: 'a', reqId: 1, entries: [{ ...live, value: new Uint8Array(2048) }], cursor: 'c', more: false, lease: false };
   t.false(decodeMessage(encodeMessage(big), limits).ok, 'over maxMessageBytes');
   t.true(decodeMessage(encodeMessage(big)).ok, 'a 2048-byte value is within the default limits');
   const refused: Message[] = [
@@ -170,7 +170,7 @@ test('a page of the largest entries (every key character escaped) fits the messa
   for (const maxMessageBytes of [64 * 1024, 1024 * 1024, defaultCodecLimits.maxMessageBytes]) {
     const n = entriesPerMessage(maxMessageBytes, 100_000);
     const entries: Entry[] = Array.from({ length: n }, () => ({ key, value: new Uint8Array(2048).fill(255), ts: (1n << 63n) - 1n, origin: 255 }));
-    const page: Message = { type: 'changes', term: Number.MAX_SAFE_INTEGER, from: 'n'.repeat(64), reqId: Number.MAX_SAFE_INTEGER, entries, cursor: 'c'.repeat(256), more: true };
+    const page: Message = { type: 'changes', term: Number.MAX_SAFE_INTEGER, from: 'n'.repeat(64), reqId: Number.MAX_SAFE_INTEGER, entries, cursor: 'c'.repeat(256), more: true, lease: true };
     const bytes = encodeMessage(page).length;
     t.true(bytes <= maxMessageBytes, `${n} entries: ${bytes} bytes <= ${maxMessageBytes}`);
     const limits = { ...defaultCodecLimits, maxMessageBytes, maxEntries: Math.max(n, defaultCodecLimits.maxEntries) };

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ClusterNode, bucketOf, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
 import { SimReplica } from './sim/sim-replica.ts';
-import { originOf } from '../src/common/origin.ts';
+import { originOf } from '../src/shared/origin.ts';
 import { Rng, simSettings } from './sim/simulator.ts';
 
 interface Member {

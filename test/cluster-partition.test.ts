@@ -29,7 +29,7 @@ interface Member {
   log: string[];
 }
 
-test('a partitioned leader is replaced, both sides keep writing, and all converge after the heal', async (t) => {
+test('a partitioned leader is replaced: the majority goes on at MAJORITY, the cut-off side refuses it (NO_QUORUM) but takes writes at ONE, and all converge after the heal', async (t) => {
   const lab = NetnsLab.create(3);
   const members: Member[] = lab.names.map((_n, i) => ({ id: `n${i}`, log: [] }));
   /** kill -9, resolved once the process is gone and its pipes are closed */

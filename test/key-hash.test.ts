@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { bucketOf } from '../src/cluster/core/index.ts';
 import { SqliteReplica } from '../src/cluster/sqlite-replica.ts';
 import { SharedClock } from '../src/store/clock.ts';
-import { bucketOfHash, fnv1a, hashRange } from '../src/common/key-hash.ts';
+import { bucketOfHash, fnv1a, hashRange } from '../src/shared/key-hash.ts';
 import { Store } from '../src/store/store.ts';
 
 const file = () => join(mkdtempSync(join(tmpdir(), 'kv-khash-')), 's.sqlite');

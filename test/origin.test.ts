@@ -7,7 +7,7 @@
 import test from 'ava';
 import { tmpdir } from 'node:os';
 import { ConfigError, parseConfig } from '../src/config/config.ts';
-import { originOf } from '../src/common/origin.ts';
+import { originOf } from '../src/shared/origin.ts';
 import { SimReplica } from './sim/sim-replica.ts';
 
 const daemon = (id: string, i: number) => ({ id, host: '127.0.0.1', peerPort: 17490 + i, adminPort: 17590 + i, groups: [{ port: 17390 + i, dbFile: `data/${id}.sqlite`, processors: 1 }] });

@@ -1,8 +1,8 @@
 // The deployment as users run it: `pm2 start ecosystem.config.js` with a
 // temporary PM2_HOME, three daemons forming a cluster, every client port
 // answering, a key written on one read on the others, a daemon killed with
-// kill -9 restarted by pm2 and caught up, a pm2 action, SHUT_DOWN not
-// restarted by pm2, and `pm2 delete`.
+// kill -9 restarted by pm2 and caught up, a pm2 action, the daemons' own
+// figures in pm2 (@pm2/io), SHUT_DOWN not restarted by pm2, and `pm2 delete`.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from '../src/protocol/index.ts';
 import { freePorts, waitFor } from './helpers/daemon.ts';
-import { requestOnce } from './helpers/wire.ts';
+import { PersistentConnection, requestOnce } from './helpers/wire.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const pm2Bin = join(root, 'node_modules/.bin/pm2');
 
 test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_DOWN is not restarted', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'kv-pm2-'));
-  const ports = await freePorts(9);
+  const ports = await freePorts(12);
   const ids = ['a', 'b', 'c'];
   const config = {
     daemons: ids.map((id, i) => ({
@@ -25,6 +25,7 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
       host: '127.0.0.1',
       peerPort: ports[3 + i],
       adminPort: ports[6 + i],
+      metricsPort: ports[9 + i],
       groups: [{ port: ports[i], dbFile: `data/${id}.sqlite`, processors: 2 }],
     })),
   };
@@ -59,7 +60,36 @@ test('pm2 starts three daemons from ecosystem.config.js; each port serves; SHUT_
   const triggered = pm2('trigger', 'kvtest-b', 'resize', `${ports[1]}:3`);
   t.regex(triggered, /"ok":true/);
 
-  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number } }>;
+  type Monitor = Record<string, { value: unknown; unit?: string }>;
+  const list = () => JSON.parse(pm2('jlist')) as Array<{ name: string; pid: number; pm2_env: { status: string; restart_time: number; axm_monitor?: Monitor } }>;
+
+  // the daemons' own figures reach pm2 (pm2 monit / pm2 show) through @pm2/io
+  const monitors = await waitFor('pm2 has every daemon\'s figures, one leader, keys counted', () => {
+    const ms = list().map((p) => p.pm2_env.axm_monitor ?? {});
+    const roles = ms.map((m) => m.role?.value);
+    const ready = roles.filter((r) => r === 'leader').length === 1 && roles.filter((r) => r === 'follower').length === 2 && ms.every((m) => Number(m.keys?.value) === 3);
+    return ready ? ms : undefined;
+  }, 30_000);
+  for (const m of monitors) {
+    for (const name of ['req/s', 'p99 latency', 'connections', 'keys', 'role', 'replication lag']) t.true(name in m, `pm2 shows ${name}`);
+    t.is(m['p99 latency'].unit, 'ms');
+    t.is(m['replication lag'].unit, 'ms');
+  }
+  // and Prometheus can scrape each daemon, as in the default deployment
+  for (const [i, id] of ids.entries()) {
+    const text = await (await fetch(`http://127.0.0.1:${ports[9 + i]}/metrics`)).text();
+    t.regex(text, new RegExp(`^kv_processors_alive\\{daemon="kvtest-${id}"\\} \\d+$`, 'm'));
+    t.regex(text, /^kv_cluster_is_leader\{/m);
+  }
+  const conn = await PersistentConnection.open(ports[0]);
+  const busy = await waitFor('req/s and connections of kvtest-a while a client sends', async () => {
+    for (let i = 0; i < 50; i++) await conn.send({ command: Command.GET, key: `fruit${ports[0]}` });
+    const m = list().find((p) => p.name === 'kvtest-a')!.pm2_env.axm_monitor!;
+    return Number(m['req/s'].value) > 0 && Number(m.connections.value) === 1 && Number(m['p99 latency'].value) > 0 ? m : undefined;
+  }, 20_000);
+  t.true(Number(busy['req/s'].value) > 0);
+  conn.close();
+  t.regex(pm2('show', 'kvtest-a'), /req\/s/, 'pm2 show lists the custom metrics');
   t.deepEqual(list().map((p) => p.pm2_env.status), ['online', 'online', 'online']);
 
   // kill -9 a whole daemon: pm2 restarts it and it catches up on what it missed

@@ -4,7 +4,10 @@
 
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
-import { adminRequest } from '../supervisor/admin-client.ts';
+import { adminRequest } from '../shared/admin-client.ts';
+import { ConfigError, hasRemoteAdmin, loadConfig, type Config, type DaemonConfig } from '../config/config.ts';
+import { parseSecret } from '../cluster/transport/index.ts';
+import { BackupError, backupStore, restoreStore } from '../store/backup.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { KvClient, KvInputError, KvServerError, KvUnavailableError, type ValueResult } from '../client/index.ts';
@@ -21,12 +24,17 @@ Commands:
   del KEY                  delete KEY; prints the old value
   chk                      check that a server answers
   status                   per daemon and port: processors, heartbeat age, restarts, requests/s, connections, store size
-  workers --port P --count N   resize the processor group on port P
+  workers --port P --count N [--daemon ID]   resize the processor group on port P (of daemon ID when several serve P)
+  backup --daemon ID FILE  consistent online copy of daemon ID's store to FILE (run on that daemon's host)
+  restore --daemon ID FILE put backup FILE in place as daemon ID's store (the daemon must be stopped;
+                           a backup older than cluster.tombstoneGraceMs is refused)
   bench [ARGS...]          run the benchmark (node bench/run.ts ARGS)
 
 Options:
   --servers H:P,H:P        servers to use (else KV_SERVERS, else the ports in the config, else ${DEFAULT_SERVERS.join(',')})
-  --config FILE            daemon config for admin ports and servers (else KV_CONFIG, else ./kv.config.json)
+  --config FILE            daemon config for admin ports and servers (else KV_CONFIG, else ./kv.config.json);
+                           daemons whose host is not 127.0.0.1 are asked at host:adminPort with the cluster
+                           secret (KV_CLUSTER_SECRET, else cluster.secretFile)
   --deadline MS            per-request deadline (default 3000)
   --interval MS            status: time between the two samples for requests/s (default 1000)
   --json                   machine-readable output
@@ -37,31 +45,59 @@ ${exitCodeHelp}
 
 class UsageError extends Error {}
 
-interface DaemonEntry {
-  id: string;
-  host: string;
-  adminPort: number;
-  groups: { port: number }[];
-}
-
-function loadDaemons(file: string | undefined): DaemonEntry[] | undefined {
+/** The daemons' config through src/config (validated as the daemons see it); undefined when there is none. */
+function loadCliConfig(file: string | undefined): Config | undefined {
   const path = file ?? process.env.KV_CONFIG ?? (existsSync('kv.config.json') ? 'kv.config.json' : undefined);
   if (!path) return undefined;
-  let raw: { daemons?: DaemonEntry[] };
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    return loadConfig({ ...process.env, KV_CONFIG: path });
   } catch (e) {
-    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}; pass --config FILE`);
+    if (e instanceof ConfigError) throw new UsageError(`${e.message}; pass --config FILE`);
+    throw e;
   }
-  if (!Array.isArray(raw.daemons)) throw new UsageError(`config ${path} has no "daemons" list`);
-  return raw.daemons;
+}
+
+interface AdminTarget {
+  id: string;
+  host: string;
+  port: number;
+  /** the daemon listens at an address other machines reach: requests are authenticated with the cluster secret */
+  secret?: () => Buffer;
+}
+
+/** KV_CLUSTER_SECRET, else the config's secret file (read only: kv never creates one). */
+function cliSecret(config: Config): Buffer {
+  if (process.env.KV_CLUSTER_SECRET) return parseSecret(process.env.KV_CLUSTER_SECRET, 'KV_CLUSTER_SECRET');
+  let text: string;
+  try {
+    text = readFileSync(config.cluster.secretFile, 'utf8');
+  } catch (e) {
+    throw new Error(`admin requests to other hosts need the cluster secret: cannot read ${config.cluster.secretFile} (${(e as Error).message}); copy it from a daemon's host or set KV_CLUSTER_SECRET`);
+  }
+  return parseSecret(text, config.cluster.secretFile);
+}
+
+function adminTarget(config: Config, d: DaemonConfig): AdminTarget {
+  if (!hasRemoteAdmin(d.host)) return { id: d.id, host: '127.0.0.1', port: d.adminPort };
+  let secret: Buffer | undefined;
+  return { id: d.id, host: d.host, port: d.adminPort, secret: () => (secret ??= cliSecret(config)) };
+}
+
+function ask(t: AdminTarget, req: object, timeoutMs = 5000): Promise<any> {
+  let secret: Buffer | undefined;
+  try {
+    secret = t.secret?.();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return adminRequest(t.port, req, t.host, timeoutMs, secret);
 }
 
 function serverList(flag: string | undefined, configFile: string | undefined): string[] {
   const list = flag ?? process.env.KV_SERVERS;
   if (list) return list.split(',').map((s) => s.trim()).filter(Boolean);
-  const daemons = loadDaemons(configFile);
-  if (daemons) return daemons.flatMap((d) => d.groups.map((g) => `${d.host ?? '127.0.0.1'}:${g.port}`));
+  const config = loadCliConfig(configFile);
+  if (config) return config.daemons.flatMap((d) => d.groups.map((g) => `${d.host}:${g.port}`));
   return DEFAULT_SERVERS;
 }
 
@@ -92,12 +128,12 @@ function needArgs(args: string[], n: number, usage: string): void {
 }
 
 async function status(values: Opts): Promise<number> {
-  const daemons = loadDaemons(values.config);
-  const targets = daemons
-    ? daemons.map((d) => ({ id: d.id, host: d.host ?? '127.0.0.1', port: d.adminPort }))
+  const config = loadCliConfig(values.config);
+  const targets: AdminTarget[] = config
+    ? config.daemons.map((d) => adminTarget(config, d))
     : DEFAULT_ADMIN_PORTS.map((port) => ({ id: `admin:${port}`, host: '127.0.0.1', port }));
   const intervalMs = Number(values.interval ?? 1000);
-  const sample = () => Promise.all(targets.map((t) => adminRequest(t.port, { op: 'status' }, t.host).catch((e: Error) => e)));
+  const sample = () => Promise.all(targets.map((t) => ask(t, { op: 'status' }).catch((e: Error) => e)));
   const first = await sample();
   await new Promise((r) => setTimeout(r, intervalMs));
   const second = await sample();
@@ -164,17 +200,55 @@ function printCluster(view: any): void {
   }
 }
 
+/** The store file of --daemon ID (and --port P when the daemon has several groups). */
+function storeOf(values: Opts, command: string): { config: Config; daemon: DaemonConfig; dbFile: string } {
+  const config = loadCliConfig(values.config);
+  if (!config) throw new UsageError(`${command} needs the daemons' config: --config FILE, KV_CONFIG or ./kv.config.json`);
+  if (!values.daemon) throw new UsageError(`${command} needs --daemon ID (one of ${config.daemons.map((d) => d.id).join(', ')})`);
+  const daemon = config.daemons.find((d) => d.id === values.daemon);
+  if (!daemon) throw new UsageError(`no daemon ${values.daemon} in ${config.source} (known: ${config.daemons.map((d) => d.id).join(', ')})`);
+  const groups = values.port ? daemon.groups.filter((g) => g.port === Number(values.port)) : daemon.groups;
+  if (groups.length !== 1) throw new UsageError(`daemon ${daemon.id} has groups on ports ${daemon.groups.map((g) => g.port).join(', ')}: pick one with --port P`);
+  return { config, daemon, dbFile: groups[0].dbFile };
+}
+
+async function backup(values: Opts, args: string[]): Promise<number> {
+  needArgs(args, 1, 'backup --daemon ID FILE');
+  const { daemon, dbFile } = storeOf(values, 'backup');
+  const r = await backupStore(dbFile, args[0]!);
+  if (values.json) json({ ok: true, daemon: daemon.id, file: args[0], takenAt: new Date(r.takenAtMs).toISOString(), bytes: r.bytes });
+  else out(`backup of ${daemon.id} (${dbFile}) in ${args[0]}: ${(r.bytes / 1048576).toFixed(1)} MiB, snapshot of ${new Date(r.takenAtMs).toISOString()}`);
+  return ExitCode.OK;
+}
+
+async function restore(values: Opts, args: string[]): Promise<number> {
+  needArgs(args, 1, 'restore --daemon ID FILE');
+  const { config, daemon, dbFile } = storeOf(values, 'restore');
+  const running = await adminRequest(daemon.adminPort, { op: 'status' }, '127.0.0.1', 1000).catch(() => null);
+  if (running?.ok) throw new UsageError(`daemon ${daemon.id} is running (pid ${running.status.pid}): stop it first (npx pm2 stop ${daemon.id})`);
+  const clustered = config.daemons.length > 1;
+  const r = await restoreStore(args[0]!, dbFile, clustered ? config.cluster.tombstoneGraceMs : null);
+  const msg = `restored ${args[0]} (snapshot of ${new Date(r.takenAtMs).toISOString()}) as ${dbFile}; start ${daemon.id}` +
+    (clustered ? ': it gets a new change stream and pulls from its peers what changed since' : '');
+  if (values.json) json({ ok: true, daemon: daemon.id, dbFile, takenAt: new Date(r.takenAtMs).toISOString() });
+  else out(msg);
+  return ExitCode.OK;
+}
+
 async function workers(values: Opts): Promise<number> {
   const port = Number(values.port), count = Number(values.count);
   if (!Number.isInteger(port) || !Number.isInteger(count) || count < 1) {
     throw new UsageError('workers needs --port P (a group port) and --count N (processors, >= 1)');
   }
-  const daemons = loadDaemons(values.config);
-  const d = daemons?.find((x) => x.groups.some((g) => g.port === port));
-  if (daemons && !d) throw new UsageError(`no daemon in the config serves port ${port}`);
+  const config = loadCliConfig(values.config);
+  const serving = config?.daemons.filter((x) => x.groups.some((g) => g.port === port) && (!values.daemon || x.id === values.daemon)) ?? [];
+  if (config && serving.length === 0) throw new UsageError(`no daemon${values.daemon ? ` ${values.daemon}` : ''} in the config serves port ${port}`);
+  if (serving.length > 1) throw new UsageError(`port ${port} is served by ${serving.map((x) => x.id).join(', ')}: say which with --daemon ID`);
+  const d = serving[0];
   const adminPort = d?.adminPort ?? DEFAULT_ADMIN_PORTS[DEFAULT_SERVERS.findIndex((s) => s.endsWith(`:${port}`))];
   if (adminPort === undefined) throw new UsageError(`cannot tell which admin port serves ${port}; pass --config FILE`);
-  const reply = await adminRequest(adminPort, { op: 'resize', port, processors: count }, d?.host ?? '127.0.0.1', 60_000);
+  const target = config && d ? adminTarget(config, d) : { id: `admin:${adminPort}`, host: '127.0.0.1', port: adminPort };
+  const reply = await ask(target, { op: 'resize', port, processors: count }, 60_000);
   if (values.json) json(reply);
   else if (reply.ok) out(`port ${port}: ${count} processors`);
   if (!reply.ok) {
@@ -184,7 +258,7 @@ async function workers(values: Opts): Promise<number> {
   return ExitCode.OK;
 }
 
-type Opts = { servers?: string; config?: string; deadline?: string; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
+type Opts = { daemon?: string; servers?: string; config?: string; deadline?: string; interval?: string; port?: string; count?: string; json?: boolean; help?: boolean };
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'bench') {
@@ -198,6 +272,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         servers: { type: 'string' },
+        daemon: { type: 'string' },
         config: { type: 'string' },
         deadline: { type: 'string' },
         interval: { type: 'string' },
@@ -218,6 +293,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'status') return status(values);
   if (command === 'workers') return workers(values);
+  if (command === 'backup') return backup(values, args);
+  if (command === 'restore') return restore(values, args);
   if (!['get', 'put', 'del', 'chk'].includes(command)) throw new UsageError(`unknown command "${command}"; see kv --help`);
   const deadlineMs = Number(values.deadline ?? 3000);
   if (!(deadlineMs > 0)) throw new UsageError('--deadline must be a positive number of milliseconds');
@@ -254,7 +331,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: Error) => {
-    if (e instanceof UsageError || e instanceof KvInputError) {
+    if (e instanceof UsageError || e instanceof KvInputError || e instanceof BackupError) {
       process.stderr.write(`kv: ${e.message}\n`);
       process.exitCode = ExitCode.BAD_INPUT;
     } else if (e instanceof KvUnavailableError) {

@@ -6,6 +6,7 @@
 import { Command, ErrorCode, checkKey, checkValueLength, errorMessage, type Frame, type FrameFields } from '../protocol/index.ts';
 import { ConnectionFailure, ServerConnection } from './connection.ts';
 import { KvInputError, KvServerError, KvTimeoutError, KvUnavailableError } from './errors.ts';
+import { backoffMs } from '../shared/backoff.ts';
 
 export interface KvClientOptions {
   /** 'host:port' of each server, in order of preference */
@@ -188,7 +189,7 @@ export class KvClient {
   private markFailed(server: Server, reason: string): void {
     server.failures++;
     server.lastFailure = reason;
-    const wait = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(server.failures - 1, 20));
+    const wait = backoffMs(server.failures - 1, this.backoffInitialMs, this.backoffMaxMs);
     server.retryAtMs = Date.now() + wait;
   }
 }

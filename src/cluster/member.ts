@@ -4,7 +4,7 @@
 // turns core outputs into fsyncs, messages and supervisor actions.
 
 import type { Config, DaemonConfig } from '../config/config.ts';
-import type { Logger } from '../supervisor/log.ts';
+import type { Logger } from '../shared/log.ts';
 import { wallClockUs, type SharedClock } from '../store/clock.ts';
 import type { WriteLock } from '../store/write-lock.ts';
 import { Store } from '../store/store.ts';
@@ -13,6 +13,7 @@ import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
 import { PeerTransport, loadOrCreateSecret, parseSecret } from './transport/index.ts';
+import { ReplicationLag } from '../metrics/replication-lag.ts';
 
 /** What the cluster needs from the daemon's supervisor. */
 export interface MemberHooks {
@@ -25,6 +26,8 @@ export interface MemberHooks {
   acknowledged(majority: bigint, all: bigint): void;
   /** how many peers were heard from within cluster.peerReachableMs */
   reachablePeers(n: number): void;
+  /** until then (µs of process.hrtime) the local store answers MAJORITY reads (read leases held from every peer) */
+  localReadsUntil(us: bigint): void;
 }
 
 /** A quorum read's answer for the processors: the newest row per key among a majority (null: none). */
@@ -53,6 +56,7 @@ export class ClusterMember {
   private readonly fetches = new Map<string, () => void>();
   private readonly reads = new Map<string, (r: { ok: boolean; entries: (Entry | undefined)[] }) => void>();
   private reachable = -1;
+  private leaseEnd = Number.NaN;
   private nextFetchId = 0;
   /** a localWrite is scheduled for this turn of the event loop */
   private notifyScheduled = false;
@@ -60,6 +64,7 @@ export class ClusterMember {
   private stopped: Promise<void> | undefined;
   /** the election state could not be saved, or the core found its state impossible: nothing more leaves this member */
   private failed = false;
+  private readonly lag = new ReplicationLag();
 
   private constructor(parts: {
     config: Config;
@@ -96,6 +101,7 @@ export class ClusterMember {
     // digests are refreshed in the background every round (refreshDigests)
     const replica = new SqliteReplica(store, clock, {
       antiEntropyIntervalMs: c.antiEntropyIntervalMs,
+      tombstoneGraceMs: c.tombstoneGraceMs,
       onStreamRewound: (cursor, headSeq) =>
         log('error', 'a peer has read this stream past its head: the data file lost changes it had served (restored from a backup?); that peer reads the whole stream again', { cursor, headSeq }),
     });
@@ -114,6 +120,8 @@ export class ClusterMember {
         keyFetchTimeoutMs: c.readThroughTimeoutMs,
         quorumReadTimeoutMs: c.quorumReadTimeoutMs,
         peerReachableMs: c.peerReachableMs,
+        readLeaseMs: c.readLeaseMs,
+        maxClockDriftPpm: c.maxClockDriftPpm,
         maxPendingKeyFetches: c.maxPendingKeyFetches,
         // a page of changes always fits in one peer message
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
@@ -131,6 +139,9 @@ export class ClusterMember {
       secret,
       // the frame adds its header and MAC to the largest message
       maxFrameBytes: c.maxPeerMessageBytes + 64,
+      // a peer back from a restart is dialed again within half a second: until then the pair cannot form a majority together
+      reconnectBackoffInitialMs: 50,
+      reconnectBackoffMaxMs: 500,
       log: (level, msg, fields) => log(level, msg, { component: 'peer', ...fields }),
     });
     const jobs = new BackgroundJobs({ threads: 1, maxPending: 4 });
@@ -152,6 +163,7 @@ export class ClusterMember {
         this.log('warn', 'dropped a malformed peer message', { peer, error: decoded.error, bytes: payload.length });
         return;
       }
+      if (decoded.msg.type === 'changes') this.lag.onChanges(peer, decoded.msg, Date.now());
       this.drive(() => this.node.receive(peer, decoded.msg, performance.now()));
     });
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
@@ -221,6 +233,7 @@ export class ClusterMember {
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
   private carryOut(out: Output): void {
     if (this.failed) return;
+    this.publishLeases();
     if (out.persist) {
       try {
         this.hardState.save(out.persist);
@@ -281,6 +294,15 @@ export class ClusterMember {
     }
   }
 
+  /** The read leases' end, on the processors' clock (process.hrtime, µs), whenever it moves. */
+  private publishLeases(): void {
+    const until = this.node.localReadsUntil();
+    if (until === this.leaseEnd) return;
+    this.leaseEnd = until;
+    const us = Number.isFinite(until) ? process.hrtime.bigint() / 1000n + BigInt(Math.floor((until - performance.now()) * 1000)) : 0n;
+    this.hooks.localReadsUntil(us > 0n ? us : 0n);
+  }
+
   private refreshStatus(): void {
     this.node.setStatus({
       ...this.hooks.health(),
@@ -290,7 +312,7 @@ export class ClusterMember {
     });
   }
 
-  /** A full count: a low-priority background job, so a large store does not stall the peer port. */
+  /** A full count: a background job, so a large store does not stall the peer port. */
   private countKeys(): void {
     if (!this.jobs.hasRoom) return;
     this.jobs
@@ -299,7 +321,7 @@ export class ClusterMember {
       .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
   }
 
-  /** Digests are a full scan: computed by a low-priority background job, ahead of the leader's rounds. */
+  /** Digests are a full scan: computed by a background job, ahead of the leader's rounds. */
   private refreshDigests(): void {
     if (!this.jobs.hasRoom) return;
     const buckets = this.node.settings.antiEntropyBuckets;
@@ -346,6 +368,18 @@ export class ClusterMember {
       synced: this.replica.isSynced(),
       majority: this.node.majority,
       acked: { majority: acked.majority.toString(), all: acked.all.toString() },
+    };
+  }
+
+  /** Figures for the metrics endpoint and pm2: read only. */
+  metrics(): { isLeader: boolean; term: number; role: string; keyCount: number; peers: { id: string; up: boolean; lagSeconds: number | null }[] } {
+    const connected = new Set(this.transport.connected());
+    return {
+      isLeader: this.node.role === 'leader',
+      term: this.node.term,
+      role: this.node.role,
+      keyCount: this.keyCount,
+      peers: this.config.daemons.filter((d) => d !== this.daemon).map((d) => ({ id: d.id, up: connected.has(d.id), lagSeconds: this.lag.of(d.id) })),
     };
   }
 

@@ -8,7 +8,7 @@
 import type { SharedClock } from '../store/clock.ts';
 import type { Change, Store } from '../store/store.ts';
 import { computeDigests } from './digest.ts';
-import { hashRange } from '../common/key-hash.ts';
+import { hashRange } from '../shared/key-hash.ts';
 import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
@@ -34,12 +34,15 @@ export class SqliteReplica implements Replica {
   private readonly onStreamRewound: (cursor: string, headSeq: bigint) => void;
   /** cached store.servedFloor() */
   private servedFloor: bigint;
+  /** tombstones younger than this stay even when every peer has them (a restored backup must still learn of the delete) */
+  private readonly tombstoneGraceMs: number;
 
   constructor(
     store: Store,
     clock: SharedClock,
     options: {
       antiEntropyIntervalMs: number;
+      tombstoneGraceMs?: number;
       now?: () => number;
       /** a peer's cursor is past this stream's head: the file lost changes it had served (restored, or rolled back); the peer gets a full copy */
       onStreamRewound?: (cursor: string, headSeq: bigint) => void;
@@ -52,6 +55,7 @@ export class SqliteReplica implements Replica {
     this.stream = store.streamId.toString(36);
     this.digestMaxAgeMs = DIGEST_MAX_AGE_ROUNDS * options.antiEntropyIntervalMs;
     this.now = options.now ?? Date.now;
+    this.tombstoneGraceMs = options.tombstoneGraceMs ?? 0;
   }
 
   get streamId(): string {
@@ -73,6 +77,10 @@ export class SqliteReplica implements Replica {
 
   ackedPosition(cursor: string | null): bigint {
     return this.parse(cursor).acked;
+  }
+
+  headPosition(): bigint {
+    return this.store.headSeq();
   }
 
   isSynced(): boolean {
@@ -139,7 +147,8 @@ export class SqliteReplica implements Replica {
       const seq = this.seqOf(c);
       if (upTo < 0n || seq < upTo) upTo = seq;
     }
-    return upTo > 0n ? this.store.purgeTombstones(upTo) : 0;
+    const deletedBeforeTs = BigInt(Math.floor(this.now() - this.tombstoneGraceMs)) * 1000n;
+    return upTo > 0n ? this.store.purgeTombstones(upTo, deletedBeforeTs) : 0;
   }
 
   pendingChanges(cursor: string | null): number {

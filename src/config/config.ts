@@ -3,8 +3,9 @@
 // config or throws ConfigError naming the field and the allowed values.
 
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { originOf } from '../common/origin.ts';
+import { originOf } from '../shared/origin.ts';
 
 export type Durability = 'full' | 'normal';
 
@@ -28,6 +29,9 @@ export interface DaemonConfig {
   groups: GroupConfig[];
   /** SQLite file of this daemon's cluster hard state (term, vote); absolute */
   stateFile: string;
+  /** Prometheus /metrics over HTTP on metricsHost:metricsPort; null = no metrics endpoint */
+  metricsPort: number | null;
+  metricsHost: string;
 }
 
 export interface Limits {
@@ -85,8 +89,18 @@ export interface ClusterSettings {
   writeQuorumTimeoutMs: number;
   /** a GET at MAJORITY without enough answers by then is answered NO_QUORUM */
   quorumReadTimeoutMs: number;
-  /** a peer heard from within this long counts as reachable; with too few reachable, MAJORITY/ALL requests are refused with NO_QUORUM at once */
+  /** a peer heard from within this long counts as reachable; with too few reachable, MAJORITY/ALL writes are refused with NO_QUORUM at once */
   peerReachableMs: number;
+  /** read leases (MAJORITY reads answered locally) last this long; a daemon that stops answering holds MAJORITY writes up to this long */
+  readLeaseMs: number;
+  /** the assumed bound on how fast two daemons' monotonic clocks drift apart (ppm); leases are shortened by twice it */
+  maxClockDriftPpm: number;
+  /**
+   * A tombstone is kept at least this long after its delete, even when every
+   * daemon has it, and a backup older than this is refused at restore: a
+   * restored file must not bring back a key deleted after it was taken.
+   */
+  tombstoneGraceMs: number;
 }
 
 export type WriteConsistency = 'one' | 'majority' | 'all';
@@ -154,6 +168,9 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   writeQuorumTimeoutMs: 2_000,
   quorumReadTimeoutMs: 1_000,
   peerReachableMs: 1_000,
+  readLeaseMs: 1_000,
+  maxClockDriftPpm: 1_000,
+  tombstoneGraceMs: 7 * 24 * 3_600_000,
 };
 
 type Json = Record<string, unknown>;
@@ -227,7 +244,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
   const daemons = raw.daemons.map((d, i): DaemonConfig => {
     const path = `config.daemons[${i}]`;
     if (!isObject(d)) throw new ConfigError(`${path} must be an object`);
-    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'groups', 'stateFile']);
+    checkKeys(d, path, ['id', 'host', 'peerPort', 'adminPort', 'metricsPort', 'metricsHost', 'groups', 'stateFile']);
     const id = str(d, 'id', path);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new ConfigError(`${path}.id must be 1-64 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`);
     if (ids.has(id)) throw new ConfigError(`${path}.id ${JSON.stringify(id)} is used twice`);
@@ -236,7 +253,13 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const peerPort = int(d, 'peerPort', path, 1, 65535);
     const adminPort = int(d, 'adminPort', path, 1, 65535);
     claim(host, peerPort, `${path}.peerPort`);
-    claim('127.0.0.1', adminPort, `${path}.adminPort`);
+    // loopback listeners of daemons on other machines do not collide with this machine's
+    const onMachine = (listenHost: string) => (isLoopbackHost(listenHost) && !isLoopbackHost(host) ? `${listenHost}@${host}` : listenHost);
+    claim(onMachine('127.0.0.1'), adminPort, `${path}.adminPort`);
+    if (hasRemoteAdmin(host)) claim(host, adminPort, `${path}.adminPort`);
+    const metricsHost = str(d, 'metricsHost', path, '127.0.0.1');
+    const metricsPort = d.metricsPort === undefined ? null : int(d, 'metricsPort', path, 1, 65535);
+    if (metricsPort !== null) claim(onMachine(metricsHost), metricsPort, `${path}.metricsPort`);
     if (!Array.isArray(d.groups) || d.groups.length === 0) {
       throw new ConfigError(`${path}.groups must be a non-empty array of {port, dbFile, processors}`);
     }
@@ -254,7 +277,7 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const stateFile = resolve(baseDir, str(d, 'stateFile', path, resolve(dirname(groups[0].dbFile), `${id}.cluster.sqlite`)));
     if (dbFiles.has(stateFile)) throw new ConfigError(`${path}.stateFile ${stateFile} is used by another daemon or group`);
     dbFiles.add(stateFile);
-    return { id, host, peerPort, adminPort, groups, stateFile, origin: originOf(id) };
+    return { id, host, peerPort, adminPort, metricsPort, metricsHost, groups, stateFile, origin: originOf(id) };
   });
   const byOrigin = new Map<number, string>();
   for (const d of daemons) {
@@ -320,6 +343,9 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     writeQuorumTimeoutMs: int(c, 'writeQuorumTimeoutMs', cp, 10, 600_000, dc.writeQuorumTimeoutMs),
     quorumReadTimeoutMs: int(c, 'quorumReadTimeoutMs', cp, 10, 600_000, dc.quorumReadTimeoutMs),
     peerReachableMs: int(c, 'peerReachableMs', cp, 10, 600_000, dc.peerReachableMs),
+    readLeaseMs: int(c, 'readLeaseMs', cp, 10, 60_000, dc.readLeaseMs),
+    maxClockDriftPpm: int(c, 'maxClockDriftPpm', cp, 0, 100_000, dc.maxClockDriftPpm),
+    tombstoneGraceMs: int(c, 'tombstoneGraceMs', cp, 0, 365 * 24 * 3_600_000, dc.tombstoneGraceMs),
   };
   if (cluster.electionTimeoutMaxMs <= cluster.electionTimeoutMinMs) {
     throw new ConfigError(`${cp}.electionTimeoutMaxMs (${cluster.electionTimeoutMaxMs}) must be above electionTimeoutMinMs (${cluster.electionTimeoutMinMs})`);
@@ -369,6 +395,34 @@ export function daemonById(config: Config, id: string | undefined): DaemonConfig
   const d = config.daemons.find((x) => x.id === id);
   if (!d) throw new ConfigError(`KV_DAEMON_ID ${JSON.stringify(id)} is not in ${config.source} (known: ${config.daemons.map((x) => x.id).join(', ')})`);
   return d;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses that only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host === 'localhost';
+}
+
+/**
+ * Whether the admin interface also listens at the daemon's host (with the
+ * cluster secret): not for 127.0.0.1, nor for a wildcard host, whose
+ * listener would take the loopback one's port.
+ */
+export function hasRemoteAdmin(host: string): boolean {
+  return !['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(host);
+}
+
+/** The addresses of this machine's network interfaces. */
+export function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+}
+
+/**
+ * The daemons this machine runs: those whose host is one of its addresses
+ * (loopback included; a wildcard host counts everywhere). `npm start` starts
+ * these; ecosystem.config.js applies the same rule.
+ */
+export function localDaemons(config: Config, addresses: readonly string[] = localAddresses()): DaemonConfig[] {
+  return config.daemons.filter((d) => isLoopbackHost(d.host) || d.host === '0.0.0.0' || d.host === '::' || addresses.includes(d.host));
 }
 
 function deepFreeze<T>(o: T): T {

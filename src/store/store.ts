@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
 import type { WriteLock } from './write-lock.ts';
-import { fnv1a } from '../common/key-hash.ts';
+import { fnv1a } from '../shared/key-hash.ts';
 
 export interface Versioned {
   value: Buffer;
@@ -57,6 +57,8 @@ export interface StoreOptions {
   keepTombstones?: boolean;
   /** the stream id a new file gets (default: random); deterministic simulations set it */
   newStreamId?: bigint;
+  /** after each committed write transaction: how many writes it held and how long COMMIT (the fsync in "full") took */
+  onCommit?: (writes: number, commitSeconds: number) => void;
 }
 
 /** A store failure naming the file; `cause` keeps SQLite's error (with its code). */
@@ -164,7 +166,7 @@ export class Store {
   private readonly rollback: Database.Statement;
   private readonly selectChanges: Database.Statement<[bigint, number], ChangeRow>;
   private readonly selectAll: Database.Statement<[], ChangeRow>;
-  private readonly deleteTombstones: Database.Statement<[bigint]>;
+  private readonly deleteTombstones: Database.Statement<[bigint, bigint]>;
   private readonly selectChange: Database.Statement<[string], ChangeRow>;
   private readonly selectHashRange: Database.Statement<[number, string, number, number], ChangeRow>;
   private readonly countAfter: Database.Statement<[bigint], { n: number }>;
@@ -176,6 +178,9 @@ export class Store {
   private seq = 0n;
   /** seq of the last change of this connection's last committed batch */
   private committedSeq = 0n;
+  /** writes (put, del, applied remote rows) of the open write transaction */
+  private writesInTransaction = 0;
+  private readonly onCommit: StoreOptions['onCommit'];
 
   private readonly writeLock: WriteLock | undefined;
   private readonly durability: Durability;
@@ -194,6 +199,7 @@ export class Store {
     this.writeLock = options.writeLock;
     this.durability = options.durability;
     this.keepTombstones = options.keepTombstones ?? true;
+    this.onCommit = options.onCommit;
     this.deleteRow = db.prepare('DELETE FROM data_store WHERE key = ?');
     this.cacheLimit = options.readCacheEntries ?? 0;
     this.cache = this.cacheLimit > 0 ? new Map() : undefined;
@@ -217,7 +223,7 @@ export class Store {
       'SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE seq > ? ORDER BY seq LIMIT ?',
     );
     this.selectAll = db.prepare<[], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store');
-    this.deleteTombstones = db.prepare('DELETE FROM data_store WHERE deleted = 1 AND seq <= ?');
+    this.deleteTombstones = db.prepare('DELETE FROM data_store WHERE deleted = 1 AND seq <= ? AND timestamp < ?');
     this.selectChange = db.prepare<[string], ChangeRow>('SELECT key, value, timestamp, origin, deleted, seq FROM data_store WHERE key = ?');
     // (khash, key) after the given pair and below the range's end, in index order
     this.selectHashRange = db.prepare<[number, string, number, number], ChangeRow>(
@@ -344,10 +350,13 @@ export class Store {
     }
     try {
       this.seq = this.selectSeq.get()!.value;
+      this.writesInTransaction = 0;
       const result = body();
       this.updateSeq.run(this.seq);
+      const commitStartMs = performance.now();
       this.commit.run();
       this.committedSeq = this.seq;
+      this.onCommit?.(this.writesInTransaction, (performance.now() - commitStartMs) / 1000);
       return result;
     } catch (e) {
       if (this.db.inTransaction) this.rollback.run();
@@ -370,6 +379,7 @@ export class Store {
    */
   del(key: string, stamp: (oldTimestamp: bigint) => bigint): Versioned | undefined {
     if (this.keepTombstones) return this.write(key, null, stamp);
+    this.writesInTransaction++;
     const old = this.get(key);
     this.cache?.delete(key);
     this.deleteRow.run(key);
@@ -381,6 +391,7 @@ export class Store {
     const old = row && row.deleted === 0n ? { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp } : undefined;
     this.cache?.delete(key);
     this.seq += 1n;
+    this.writesInTransaction++;
     this.upsert.run(key, value, stamp(row?.timestamp ?? 0n), this.origin, value === null ? 1 : 0, this.seq, fnv1a(key));
     return old;
   }
@@ -496,14 +507,19 @@ export class Store {
     if (row && !isNewer(c.timestamp, c.origin, row.timestamp, Number(row.origin))) return false;
     this.cache?.delete(c.key);
     this.seq += 1n;
+    this.writesInTransaction++;
     const value = c.value === null ? null : Buffer.from(c.value.buffer, c.value.byteOffset, c.value.length);
     this.upsert.run(c.key, value, c.timestamp, BigInt(c.origin), c.value === null ? 1 : 0, this.seq, fnv1a(c.key));
     return true;
   }
 
-  /** Removes tombstones at or before `maxSeq` of this stream (every peer has read past them). */
-  purgeTombstones(maxSeq: bigint): number {
-    return this.writeBatch(() => this.deleteTombstones.run(maxSeq).changes);
+  /**
+   * Removes tombstones at or before `maxSeq` of this stream (every peer has
+   * read past them) whose delete is older than `deletedBeforeTs` (µs; the
+   * tombstone grace period, so a restored backup still learns of the delete).
+   */
+  purgeTombstones(maxSeq: bigint, deletedBeforeTs: bigint = 1n << 62n): number {
+    return this.writeBatch(() => this.deleteTombstones.run(maxSeq, deletedBeforeTs).changes);
   }
 
   /** Size of the database file and its WAL, in bytes. */

@@ -1,10 +1,17 @@
-// The daemon's local admin interface: newline-delimited JSON over TCP bound
-// to 127.0.0.1 only. One request object per line, one reply object per line.
-// Ops: status, resize, restart (rolling), and fault (only when the config
-// enables fault injection).
+// The daemon's admin interface: newline-delimited JSON over TCP. One request
+// object per line, one reply object per line. Ops: status, resize, restart
+// (rolling), and fault (only when the config enables fault injection).
+//
+// It listens on 127.0.0.1 (callers on this machine, no authentication) and,
+// when the daemon's host is another address, on host:adminPort as well, so
+// `kv status` and `kv workers` work from other hosts: there every request
+// carries a mac made with the cluster secret over a per-connection challenge
+// (src/shared/admin-client.ts), and fault injection is refused.
 
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { jsonReplacer, type Logger } from './log.ts';
+import { adminMacMatches } from '../shared/admin-client.ts';
+import { jsonReplacer, type Logger } from '../shared/log.ts';
 
 export type AdminRequest =
   | { op: 'status' }
@@ -42,11 +49,23 @@ export function parseAdminRequest(raw: unknown): AdminRequest | string {
   }
 }
 
-export function startAdminServer(port: number, handle: AdminHandler, log: Logger): Promise<Server> {
+/** Options of the listener at the daemon's host address: who may call, and what stays loopback-only. */
+export interface RemoteAdmin {
+  host: string;
+  secret: Buffer;
+}
+
+/** Ops that only a caller on this machine may send. */
+const LOOPBACK_ONLY_OPS: readonly AdminRequest['op'][] = ['fault'];
+
+export function startAdminServer(port: number, handle: AdminHandler, log: Logger, remote?: RemoteAdmin): Promise<Server> {
   const server = createServer((socket) => {
     let buffered = '';
+    const challenge = remote ? randomBytes(16).toString('hex') : '';
+    let seq = 0;
     socket.setEncoding('utf8');
     socket.on('error', () => {});
+    if (remote) socket.write(JSON.stringify({ challenge }) + '\n');
     socket.on('data', (chunk: string) => {
       buffered += chunk;
       if (buffered.length > MAX_LINE_BYTES) {
@@ -57,11 +76,22 @@ export function startAdminServer(port: number, handle: AdminHandler, log: Logger
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl).trim();
         buffered = buffered.slice(nl + 1);
-        if (line) void answer(line).then((reply) => socket.writable && socket.write(JSON.stringify(reply, jsonReplacer) + '\n'));
+        if (!line) continue;
+        if (remote) {
+          const sp = line.indexOf(' ');
+          const mac = sp > 0 ? line.slice(0, sp) : '';
+          const json = sp > 0 ? line.slice(sp + 1) : line;
+          if (!adminMacMatches(remote.secret, challenge, seq++, json, mac)) {
+            log('warn', 'admin request refused: bad or missing mac', { from: socket.remoteAddress });
+            socket.end(JSON.stringify({ ok: false, error: 'not authenticated: requests on this address need the cluster secret (kv does this with --config)' }) + '\n');
+            return;
+          }
+          void answer(json, true).then((reply) => socket.writable && socket.write(JSON.stringify(reply, jsonReplacer) + '\n'));
+        } else void answer(line, false).then((reply) => socket.writable && socket.write(JSON.stringify(reply, jsonReplacer) + '\n'));
       }
     });
   });
-  async function answer(line: string): Promise<AdminReply> {
+  async function answer(line: string, fromRemote: boolean): Promise<AdminReply> {
     let raw: unknown;
     try {
       raw = JSON.parse(line);
@@ -70,6 +100,7 @@ export function startAdminServer(port: number, handle: AdminHandler, log: Logger
     }
     const req = parseAdminRequest(raw);
     if (typeof req === 'string') return { ok: false, error: req };
+    if (fromRemote && LOOPBACK_ONLY_OPS.includes(req.op)) return { ok: false, error: `${req.op} is accepted only on 127.0.0.1` };
     try {
       return await handle(req);
     } catch (e) {
@@ -77,8 +108,9 @@ export function startAdminServer(port: number, handle: AdminHandler, log: Logger
       return { ok: false, error: (e as Error).message };
     }
   }
+  const host = remote?.host ?? '127.0.0.1';
   return new Promise((resolve, reject) => {
-    server.once('error', (e) => reject(new Error(`admin interface cannot listen on 127.0.0.1:${port}: ${e.message}`)));
-    server.listen({ host: '127.0.0.1', port }, () => resolve(server));
+    server.once('error', (e) => reject(new Error(`admin interface cannot listen on ${host}:${port}: ${e.message}`)));
+    server.listen({ host, port }, () => resolve(server));
   });
 }

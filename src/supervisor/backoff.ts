@@ -2,6 +2,8 @@
 // restarts, and a restart intensity (more than maxRestarts within
 // restartWindowMs) past which the supervisor gives up. Pure: time is passed in.
 
+import { backoffMs } from '../shared/backoff.ts';
+
 export interface RestartPolicyConfig {
   restartBackoffInitialMs: number;
   restartBackoffMaxMs: number;
@@ -26,8 +28,7 @@ export class RestartPolicy {
     this.restarts = this.restarts.filter((t) => nowMs - t < restartWindowMs);
     this.restarts.push(nowMs);
     if (this.restarts.length > maxRestarts) return null;
-    const exponent = this.restarts.length - 1;
-    return Math.min(restartBackoffMaxMs, restartBackoffInitialMs * 2 ** exponent);
+    return backoffMs(this.restarts.length - 1, restartBackoffInitialMs, restartBackoffMaxMs);
   }
 
   /** Restarts counted in the current window. */

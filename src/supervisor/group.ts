@@ -8,8 +8,9 @@ import type { Config, DaemonConfig, GroupConfig } from '../config/config.ts';
 import { ACK_SLOTS, AckSlot, STAT_SLOTS, StatSlot, type ConsistencyData, type FromProcessor, type ProcessorData, type ReadEntry, type ToProcessor } from '../worker/contract.ts';
 import { ConsistencyLevel } from '../protocol/index.ts';
 import { RestartPolicy } from './backoff.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import { WriteLock } from '../store/write-lock.ts';
+import { MetricsSnapshot, newMetricsBuffer } from '../metrics/counters.ts';
 
 const PROCESSOR_ENTRY = new URL('../worker/processor.ts', import.meta.url);
 
@@ -84,6 +85,10 @@ export class ProcessorGroup {
   private stopping = false;
   /** counters of processors that have exited, so totals never go down */
   private retired = { requests: 0, errors: 0, bytesIn: 0, bytesOut: 0 };
+  /** request and commit metrics of processors that have exited */
+  private readonly retiredMetrics = new MetricsSnapshot();
+  /** metrics of every thread not yet exited, including ones being drained (no longer in `processors`) */
+  private readonly liveMetrics = new Set<SharedArrayBuffer>();
 
   constructor(config: Config, daemon: DaemonConfig, group: GroupConfig, clock: SharedArrayBuffer, log: Logger, events: GroupEvents) {
     this.config = config;
@@ -121,6 +126,11 @@ export class ProcessorGroup {
     this.acks[AckSlot.reachablePeers] = BigInt(n);
   }
 
+  /** Until then (µs of monotonicUs) the processors answer MAJORITY reads from the local store. */
+  setLocalReadsUntil(us: bigint): void {
+    this.acks[AckSlot.localReadsUntilUs] = us;
+  }
+
   private broadcast(m: ToProcessor): void {
     for (const p of this.processors.values()) if (p.state !== 'exited') p.worker.postMessage(m);
   }
@@ -136,6 +146,8 @@ export class ProcessorGroup {
   private spawn(slot: number): Processor {
     const stats = new Float64Array(new SharedArrayBuffer(STAT_SLOTS * 8));
     stats[StatSlot.heartbeatMs] = Date.now();
+    const metrics = newMetricsBuffer();
+    this.liveMetrics.add(metrics);
     const data: ProcessorData = {
       daemonId: this.daemon.id,
       origin: this.origin,
@@ -151,6 +163,7 @@ export class ProcessorGroup {
       keepTombstones: this.config.daemons.length > 1,
       readThroughTimeoutMs: this.config.cluster.readThroughTimeoutMs,
       stats: stats.buffer as SharedArrayBuffer,
+      metrics,
       clock: this.clock,
       writeLock: this.writeLock.buffer,
       consistency: this.consistency,
@@ -203,6 +216,8 @@ export class ProcessorGroup {
       this.retired.errors += stats[StatSlot.errors];
       this.retired.bytesIn += stats[StatSlot.bytesIn];
       this.retired.bytesOut += stats[StatSlot.bytesOut];
+      this.retiredMetrics.add(metrics);
+      this.liveMetrics.delete(metrics);
       if (this.processors.get(slot) === p) this.processors.delete(slot);
       const why = p.hung ? 'hung (heartbeat stopped)' : lastError ? `threw: ${lastError}` : `exited with code ${code}`;
       if (wasStarting) rejectReady(new Error(`processor ${this.group.port}#${slot} failed to start: ${why}`));
@@ -359,6 +374,12 @@ export class ProcessorGroup {
       degraded: this.degraded,
       processors,
     };
+  }
+
+  /** Request and commit metrics over the group's whole life, added into `into`. */
+  addMetrics(into: MetricsSnapshot): void {
+    into.add(this.retiredMetrics.values);
+    for (const m of this.liveMetrics) into.add(m);
   }
 
   /** Totals over the group's whole life, including processors that have exited. */

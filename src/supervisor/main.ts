@@ -3,9 +3,10 @@
 // handles signals. Exit codes: 0 stopped on request (signal or SHUT_DOWN),
 // 1 start-up failure (config or store), 70 gave up after too many restarts.
 
-import { ConfigError, daemonById, loadConfig } from '../config/config.ts';
+import { ConfigError, daemonById, loadConfig, localAddresses, localDaemons } from '../config/config.ts';
 import { StoreError } from '../store/store.ts';
-import { jsonLogger, jsonReplacer } from './log.ts';
+import { BackupError } from '../store/backup.ts';
+import { jsonLogger, jsonReplacer } from '../shared/log.ts';
 import { Supervisor } from './supervisor.ts';
 
 /**
@@ -20,6 +21,14 @@ if (process.argv.includes('--check')) {
   try {
     const config = loadConfig();
     console.log(`config ${config.source} is valid: ${config.daemons.map((d) => d.id).join(', ')}`);
+    const here = localDaemons(config);
+    if (here.length === 0) {
+      console.error(`kv: no daemon of ${config.source} has a host that is an address of this machine (${localAddresses().join(', ')}); nothing to start here`);
+      process.exit(ExitCode.START_FAILED);
+    }
+    const elsewhere = config.daemons.filter((d) => !here.includes(d));
+    console.log(`this host runs ${here.map((d) => `${d.id} (${d.host})`).join(', ')}` +
+      (elsewhere.length ? `; started on their own hosts: ${elsewhere.map((d) => `${d.id} (${d.host})`).join(', ')}` : ''));
     process.exit(0);
   } catch (e) {
     console.error(`kv: ${(e as Error).message}`);
@@ -45,7 +54,7 @@ try {
   });
   await supervisor.start();
 } catch (e) {
-  const known = e instanceof ConfigError || e instanceof StoreError;
+  const known = e instanceof ConfigError || e instanceof StoreError || e instanceof BackupError;
   log('error', `daemon cannot start: ${(e as Error).message}`, known ? {} : { stack: (e as Error).stack });
   process.exit(ExitCode.START_FAILED);
 }
@@ -58,9 +67,15 @@ function stopAndExit(code: number = ExitCode.STOPPED): Promise<void> {
 process.on('SIGINT', () => void stopAndExit());
 process.on('SIGTERM', () => void stopAndExit());
 
-// pm2: ready for wait_ready, and custom actions for `pm2 trigger <app> <action> [param]`.
+// pm2: ready for wait_ready, custom metrics for `pm2 monit` / `pm2 show`, and
+// custom actions for `pm2 trigger <app> <action> [param]`.
 if (process.send) {
   process.send('ready');
+  // pm2 sets pm_id; a test or script that forks the daemon gets no pm2 traffic (nor loads @pm2/io)
+  if (process.env.pm_id !== undefined) {
+    const { startPm2Metrics } = await import('./pm2-metrics.ts');
+    startPm2Metrics(supervisor.figures());
+  }
   for (const action_name of ['status', 'resize', 'restart-processors']) {
     process.send({ type: 'axm:action', data: { action_name, arity: action_name === 'status' ? 0 : 1 } });
   }

@@ -4,7 +4,8 @@
 
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
-import type { Config, DaemonConfig } from '../config/config.ts';
+import type { Server as HttpServer } from 'node:http';
+import { hasRemoteAdmin, type Config, type DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
 import { ClockFloor, floorTimingFor } from '../cluster/clock-floor.ts';
@@ -12,7 +13,12 @@ import { HardStateFile } from '../cluster/hard-state.ts';
 import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
 import { startAdminServer, type AdminReply, type AdminRequest } from './admin.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
+import type { DaemonFigures } from '../metrics/exporter.ts';
+import type { MetricsSnapshot } from '../metrics/counters.ts';
+import { BackgroundJobs } from '../cluster/jobs/pool.ts';
+import { adoptRestoredStore } from '../store/backup.ts';
+import { loadOrCreateSecret, parseSecret } from '../cluster/transport/index.ts';
 
 export interface DaemonStatus {
   daemon: string;
@@ -39,6 +45,8 @@ export class Supervisor {
   private readonly groups: ProcessorGroup[] = [];
   private readonly storeBytes = new Map<number, () => number>();
   private admin: Server | undefined;
+  /** the admin listener at the daemon's host address (authenticated), when that is not 127.0.0.1 */
+  private remoteAdmin: Server | undefined;
   private watch: NodeJS.Timeout | undefined;
   private readonly startedAtMs = Date.now();
   private stopped: Promise<void> | undefined;
@@ -46,6 +54,9 @@ export class Supervisor {
   /** cluster mode: the election state file, which also holds the clock floor */
   private hardState: HardStateFile | undefined;
   private clockFloor: ClockFloor | undefined;
+  private metricsServer: HttpServer | undefined;
+  /** lone daemon with a metrics endpoint: counts its keys in the background (a cluster member does it itself) */
+  private keyCounter: { jobs: BackgroundJobs; timer: NodeJS.Timeout; keys: number | null } | undefined;
 
   constructor(config: Config, daemon: DaemonConfig, log: Logger, events: SupervisorEvents) {
     this.config = config;
@@ -56,6 +67,12 @@ export class Supervisor {
 
   async start(): Promise<void> {
     ensureTcpMigrateReq(this.config.setTcpMigrateReq, this.log);
+    const clustered = this.config.daemons.length > 1;
+    // a backup put in place (kv restore): refused if older than the tombstone grace, else given a new stream id
+    for (const g of this.daemon.groups) {
+      const takenAtMs = adoptRestoredStore(g.dbFile, clustered ? this.config.cluster.tombstoneGraceMs : null);
+      if (takenAtMs !== null) this.log('info', 'starting from a restored backup; peers will send what changed since', { dbFile: g.dbFile, takenAt: new Date(takenAtMs).toISOString() });
+    }
     // Open every store once here: a bad file fails start-up with its name, and
     // the clock starts above every timestamp on disk (never backwards across restarts).
     for (const g of this.daemon.groups) {
@@ -66,7 +83,6 @@ export class Supervisor {
         store.close();
       }
     }
-    const clustered = this.config.daemons.length > 1;
     if (clustered) {
       // before any processor issues a timestamp: above every version issued before, even if the data file was lost
       this.hardState = HardStateFile.open(this.daemon.stateFile);
@@ -110,9 +126,20 @@ export class Supervisor {
           fatal: (reason) => this.events.onGiveUp(reason),
           acknowledged: (majority, all) => this.groups[0].setAcknowledged(majority, all),
           reachablePeers: (n) => this.groups[0].setReachablePeers(n),
+          localReadsUntil: (us) => this.groups[0].setLocalReadsUntil(us),
         });
       }
       this.admin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log);
+      if (hasRemoteAdmin(this.daemon.host)) {
+        const secret = clusterSecret(this.config, this.log);
+        this.remoteAdmin = await startAdminServer(this.daemon.adminPort, (req) => this.handleAdmin(req), this.log, { host: this.daemon.host, secret });
+      }
+      if (this.daemon.metricsPort !== null) {
+        if (!clustered) this.startKeyCounter();
+        // prom-client is loaded only by daemons that serve metrics
+        const { metricsRegistry, startMetricsServer } = await import('../metrics/exporter.ts');
+        this.metricsServer = await startMetricsServer(this.daemon.metricsHost, this.daemon.metricsPort, metricsRegistry(this.daemon.id, this.figures()));
+      }
     } catch (e) {
       await this.stop();
       throw e;
@@ -126,7 +153,38 @@ export class Supervisor {
       ports: this.daemon.groups.map((g) => g.port),
       adminPort: this.daemon.adminPort,
       durability: this.config.durability,
+      ...(this.daemon.metricsPort !== null ? { metrics: `http://${this.daemon.metricsHost}:${this.daemon.metricsPort}/metrics` } : {}),
     });
+  }
+
+  /** Live figures for the metrics endpoint and pm2, read on demand. */
+  figures(): DaemonFigures & { role(): string } {
+    return {
+      addRequestMetrics: (into: MetricsSnapshot) => {
+        for (const g of this.groups) g.addMetrics(into);
+      },
+      connections: () => this.groups.reduce((n, g) => n + g.status(Date.now()).processors.reduce((m, p) => m + p.connections, 0), 0),
+      processorsAlive: () => this.groups.reduce((n, g) => n + g.alive, 0),
+      processorRestarts: () => this.groups.reduce((n, g) => n + g.status(Date.now()).restarts, 0),
+      storeBytes: () => [...this.storeBytes.values()].reduce((n, bytes) => n + bytes(), 0),
+      keys: () => (this.member ? this.member.metrics().keyCount : (this.keyCounter?.keys ?? null)),
+      cluster: () => this.member?.metrics() ?? null,
+      role: () => this.member?.metrics().role ?? 'lone',
+    };
+  }
+
+  private startKeyCounter(): void {
+    const jobs = new BackgroundJobs({ threads: 1, maxPending: this.daemon.groups.length });
+    const counter = { jobs, timer: undefined as unknown as NodeJS.Timeout, keys: null as number | null };
+    const count = () => {
+      if (!jobs.hasRoom) return;
+      Promise.all(this.daemon.groups.map((g) => jobs.keyCount({ file: g.dbFile, durability: this.config.durability })))
+        .then((ns) => (counter.keys = ns.reduce((a, b) => a + b, 0)))
+        .catch((e: Error) => this.log('warn', 'key count job failed', { error: e.message }));
+    };
+    counter.timer = setInterval(count, KEY_COUNT_EVERY_MS);
+    count();
+    this.keyCounter = counter;
   }
 
   private group(port: number): ProcessorGroup {
@@ -169,6 +227,13 @@ export class Supervisor {
     this.stopped ??= (async () => {
       clearInterval(this.watch);
       this.admin?.close();
+      this.remoteAdmin?.close();
+      this.metricsServer?.close();
+      this.metricsServer?.closeAllConnections();
+      if (this.keyCounter) {
+        clearInterval(this.keyCounter.timer);
+        await this.keyCounter.jobs.close().catch(() => {});
+      }
       await this.member?.stop();
       await Promise.all(this.groups.map((g) => g.stop()));
       this.clockFloor?.stop();
@@ -178,6 +243,17 @@ export class Supervisor {
     return this.stopped;
   }
 }
+
+/** KV_CLUSTER_SECRET (hex) if set, else the secret file (created with a random secret when missing). */
+function clusterSecret(config: Config, log: Logger): Buffer {
+  if (process.env.KV_CLUSTER_SECRET) return parseSecret(process.env.KV_CLUSTER_SECRET, 'KV_CLUSTER_SECRET');
+  const { secret, created } = loadOrCreateSecret(config.cluster.secretFile);
+  if (created) log('info', 'created a new cluster secret; copy this file to every host of the cluster', { file: config.cluster.secretFile });
+  return secret;
+}
+
+/** A lone daemon's key count for the metrics is refreshed this often (a full count on a pool thread). */
+const KEY_COUNT_EVERY_MS = 10_000;
 
 function fileBytes(file: string): number {
   let n = 0;

@@ -10,13 +10,16 @@
 //   enough daemons).
 // - GET at MAJORITY: the keys of a batch go to the member as one quorum read;
 //   each reply is the newest row among a majority (see cluster/core/quorum.ts).
+//   While the daemon holds read leases from every peer (AckSlot
+//   localReadsUntilUs), no write can be acknowledged without it, and the
+//   local read already made is the answer: no hop at all.
 // - With fewer peers reachable than a level needs, the request is refused
 //   with NO_QUORUM before anything is applied.
 // Replies keep request order per connection: a held reply holds the ones
 // after it on its connection (the caller's flush stops at a held request).
 
 import { Command, ConsistencyLevel, ErrorCode, consistencyOf, errorReply, type Frame } from '../protocol/index.ts';
-import { AckSlot, type ConsistencyData, type FromProcessor, type ReadEntry } from './contract.ts';
+import { AckSlot, monotonicUs, type ConsistencyData, type FromProcessor, type ReadEntry } from './contract.ts';
 import type { Request } from './handler.ts';
 
 interface HeldWrite {
@@ -60,9 +63,15 @@ export class Consistency {
     return ConsistencyLevel.ONE;
   }
 
-  /** NO_QUORUM when fewer peers are reachable than the level needs, else 0. */
-  refusal(level: number): typeof ErrorCode.NO_QUORUM | 0 {
-    if (level === ConsistencyLevel.ONE) return 0;
+  /**
+   * NO_QUORUM for a write whose level needs more peers than are reachable,
+   * else 0: refused before anything is applied. Reads are not refused up
+   * front: the quorum read itself finds out (and answers NO_QUORUM when no
+   * majority answers in time), so a peer that was merely slow to be heard
+   * from costs a read nothing.
+   */
+  refusal(frame: Frame, level: number): typeof ErrorCode.NO_QUORUM | 0 {
+    if (level === ConsistencyLevel.ONE || frame.command === Command.GET) return 0;
     const needed = level === ConsistencyLevel.ALL ? this.data.peers : this.data.majority - 1;
     return Number(this.acks[AckSlot.reachablePeers]) < needed ? ErrorCode.NO_QUORUM : 0;
   }
@@ -75,6 +84,16 @@ export class Consistency {
     const w: HeldWrite = { req, seq, deadlineMs: nowMs + this.data.writeTimeoutMs, release };
     req.held = true;
     (level === ConsistencyLevel.ALL ? this.allWaits : this.majorityWaits).push(w);
+  }
+
+  /** Read BEFORE a batch's reads: the end of the read leases (µs, monotonicUs). */
+  leaseEnd(): bigint {
+    return this.acks[AckSlot.localReadsUntilUs];
+  }
+
+  /** After the reads: were they all made under the leases? (lease ends only move later, so one check at the end covers them) */
+  readUnderLease(leaseEndBefore: bigint): boolean {
+    return leaseEndBefore > monotonicUs();
   }
 
   /** GETs at MAJORITY of one batch: one quorum read of their keys. */

@@ -25,6 +25,8 @@ export interface ProcessorData {
   readThroughTimeoutMs: number;
   /** Float64Array view, layout StatSlot */
   stats: SharedArrayBuffer;
+  /** request and commit metrics (src/metrics/counters.ts), written by this processor only */
+  metrics: SharedArrayBuffer;
   /** SharedClock buffer shared by every processor of the daemon */
   clock: SharedArrayBuffer;
   /** WriteLock buffer shared by every thread that writes this group's file */
@@ -56,8 +58,15 @@ export const AckSlot = {
   all: 1,
   /** peers heard from recently (see cluster.peerReachableMs) */
   reachablePeers: 2,
+  /** until this time (µs of process.hrtime, a monotonic clock shared by the threads) the local store answers MAJORITY reads: the daemon holds read leases from every peer */
+  localReadsUntilUs: 3,
 } as const;
-export const ACK_SLOTS = 3;
+export const ACK_SLOTS = 4;
+
+/** The monotonic clock of AckSlot.localReadsUntilUs, in µs. */
+export function monotonicUs(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
 
 /** A row as a quorum read returns it: value null = deleted. */
 export interface ReadEntry {

@@ -28,6 +28,8 @@ export interface Request {
   level?: number;
   /** its reply waits for the cluster (consistency.ts) */
   held?: boolean;
+  /** performance.now() when its bytes were read, for the latency metric */
+  receivedAtMs?: number;
 }
 
 export interface HandlerEnv {

@@ -10,12 +10,14 @@ import { Store, type StoreError } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
 import { WriteLock } from '../store/write-lock.ts';
 import { executeBatch, isWrite, rereadGet, type HandlerEnv, type Request } from './handler.ts';
+import { MetricsWriter } from '../metrics/counters.ts';
 import { StatSlot, type FromProcessor, type ProcessorData, type ToProcessor } from './contract.ts';
 import { Consistency } from './consistency.ts';
 
 const data = workerData as ProcessorData;
 const port = parentPort!;
 const stats = new Float64Array(data.stats);
+const metrics = new MetricsWriter(data.metrics);
 const send = (m: FromProcessor) => port.postMessage(m);
 const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => send({ type: 'log', level, msg, fields });
 
@@ -31,6 +33,8 @@ interface Connection {
   /** the head of the outbox is waiting for a key fetch */
   waiting: boolean;
   lastActivityMs: number;
+  /** performance.now() of the last bytes read */
+  receivedAtMs: number;
 }
 
 /** While draining, a connection with nothing in flight and no request for this long is closed. */
@@ -43,6 +47,7 @@ const store = Store.open(data.dbFile, {
   durability: data.durability,
   maxStoreBytes: data.limits.maxStoreBytes,
   origin: data.origin,
+  onCommit: (writes, seconds) => metrics.commit(writes, seconds),
 });
 const clock = new SharedClock(data.clock);
 const consistency = data.consistency ? new Consistency(data.consistency, send) : null;
@@ -125,13 +130,13 @@ function badFrame(id: bigint, command: number): Frame {
 function enqueue(conn: Connection, buffer: Buffer, offset: number): void {
   const decoded = decodeFrame(buffer, offset);
   const req: Request = decoded.ok
-    ? { frame: decoded.frame, remote: conn.remote }
-    : { frame: badFrame(decoded.error.id, decoded.error.command), refused: decoded.error.code, remote: conn.remote };
+    ? { frame: decoded.frame, remote: conn.remote, receivedAtMs: conn.receivedAtMs }
+    : { frame: badFrame(decoded.error.id, decoded.error.command), refused: decoded.error.code, remote: conn.remote, receivedAtMs: conn.receivedAtMs };
   if (refusing) req.refused = ErrorCode.SHUTTING_DOWN;
   else if (conn.inFlight >= data.limits.maxInFlightPerConnection) req.refused = ErrorCode.TOO_MANY_IN_FLIGHT;
   else if (consistency && !req.refused && validateRequest(req.frame) === 0) {
     req.level = consistency.levelOf(req.frame);
-    const refusal = consistency.refusal(req.level);
+    const refusal = consistency.refusal(req.frame, req.level);
     if (refusal) req.refused = refusal;
   }
   conn.inFlight++;
@@ -159,8 +164,9 @@ function runBatch(): void {
   const batch: Request[] = [];
   for (const c of conns) for (const r of c.queued) batch.push(r);
   store.syncReadCache();
+  const leaseEnd = consistency?.leaseEnd() ?? 0n;
   executeBatch(env, batch);
-  if (consistency) holdForCluster(conns);
+  if (consistency) holdForCluster(conns, consistency.readUnderLease(leaseEnd));
   for (const conn of conns) {
     for (const r of conn.queued) conn.outbox.push(r);
     conn.queued = [];
@@ -169,8 +175,8 @@ function runBatch(): void {
   stats[StatSlot.requests] += batch.length;
 }
 
-/** Replies that the request's consistency level makes wait for the cluster. */
-function holdForCluster(conns: Connection[]): void {
+/** Replies that the request's consistency level makes wait for the cluster; `leased`: the batch's reads were made under read leases. */
+function holdForCluster(conns: Connection[], leased: boolean): void {
   const seq = store.lastWriteSeq;
   const now = performance.now();
   const reads: Request[] = [];
@@ -179,7 +185,7 @@ function holdForCluster(conns: Connection[]): void {
     for (const r of conn.queued) {
       if (r.level === undefined || r.level === ConsistencyLevel.ONE || r.reply!.command === Command.ERROR) continue;
       if (r.frame.command === Command.GET) {
-        reads.push(r);
+        if (!leased) reads.push(r);
         connOf.set(r, conn);
       } else if (r.frame.command === Command.PUT || r.frame.command === Command.DEL) {
         consistency!.holdWrite(r, r.level, seq, now, () => flush(conn));
@@ -199,10 +205,12 @@ function flush(conn: Connection): void {
     if (!conn.socket.destroyed) {
       const out = Buffer.allocUnsafe(n * FRAME_BYTES);
       let errors = 0;
+      const nowMs = performance.now();
       for (let i = 0; i < n; i++) {
         const reply = box[i].reply!;
         if (reply.command === -1) errors++;
         encodeFrameInto(out, i * FRAME_BYTES, reply);
+        metrics.request(box[i].frame.command, reply.command, (nowMs - box[i].receivedAtMs!) / 1000);
       }
       stats[StatSlot.errors] += errors;
       stats[StatSlot.bytesOut] += out.length;
@@ -249,6 +257,7 @@ const server = createServer({ noDelay: true }, (socket) => {
     outbox: [],
     waiting: false,
     lastActivityMs: Date.now(),
+    receivedAtMs: 0,
   };
   connections.add(conn);
   stats[StatSlot.connections] = connections.size;
@@ -256,6 +265,7 @@ const server = createServer({ noDelay: true }, (socket) => {
   socket.on('data', (chunk) => {
     stats[StatSlot.bytesIn] += chunk.length;
     conn.lastActivityMs = Date.now();
+    conn.receivedAtMs = performance.now();
     conn.reader.push(chunk, (buf, off) => enqueue(conn, buf, off));
   });
   socket.on('error', () => {

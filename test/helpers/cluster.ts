@@ -16,6 +16,8 @@ export interface MemberConfig {
   peerPort: number;
   adminPort: number;
   dbFile: string;
+  host: string;
+  metricsPort?: number;
 }
 
 export interface ClusterOptions {
@@ -24,6 +26,10 @@ export interface ClusterOptions {
   cluster?: Record<string, number | string>;
   supervision?: Record<string, number>;
   faultInjection?: boolean;
+  /** per member, the address it listens on (default 127.0.0.1) */
+  hosts?: string[];
+  /** serve Prometheus metrics (on 127.0.0.1, a free port each) */
+  metrics?: boolean;
 }
 
 export class TestCluster {
@@ -41,20 +47,23 @@ export class TestCluster {
   static async write(options: ClusterOptions = {}): Promise<TestCluster> {
     const size = options.size ?? 3;
     const dataDir = mkdtempSync(join(tmpdir(), 'kv-cluster-'));
-    const ports = await freePorts(size * 3);
+    const ports = await freePorts(size * 4);
     const members = Array.from({ length: size }, (_x, i): MemberConfig => ({
       id: `n${i}`,
-      port: ports[i * 3],
-      peerPort: ports[i * 3 + 1],
-      adminPort: ports[i * 3 + 2],
+      port: ports[i * 4],
+      peerPort: ports[i * 4 + 1],
+      adminPort: ports[i * 4 + 2],
       dbFile: join(dataDir, `n${i}.sqlite`),
+      host: options.hosts?.[i] ?? '127.0.0.1',
+      ...(options.metrics ? { metricsPort: ports[i * 4 + 3] } : {}),
     }));
     const config = {
       daemons: members.map((m) => ({
         id: m.id,
-        host: '127.0.0.1',
+        host: m.host,
         peerPort: m.peerPort,
         adminPort: m.adminPort,
+        ...(m.metricsPort ? { metricsPort: m.metricsPort } : {}),
         groups: [{ port: m.port, dbFile: m.dbFile, processors: options.processors ?? 1 }],
       })),
       supervision: { heartbeatIntervalMs: 50, restartBackoffInitialMs: 20, ...options.supervision },
@@ -78,6 +87,17 @@ export class TestCluster {
     await Promise.all(c.members.map((m) => c.startMember(m.id)));
     await c.synced();
     return c;
+  }
+
+  /** Waits until every running member is connected to every other running member. */
+  async connected(timeoutMs = 15_000): Promise<void> {
+    const ids = [...this.running.keys()];
+    await waitFor(
+      `${ids.join(', ')} connected to each other`,
+      async () => (await Promise.all(ids.map((id) => this.clusterStatus(id).catch(() => null)))).every((v, i) => v && ids.every((o) => o === ids[i] || v.connectedPeers.includes(o))),
+      timeoutMs,
+      20,
+    );
   }
 
   /** Waits until every running member (or those of `among`) is synced: it counts for quorum reads (new files copy their peers first). */
@@ -133,15 +153,15 @@ export class TestCluster {
   }
 
   async put(id: string, key: string, value: string) {
-    return requestOnce(this.member(id).port, { id: 1n, command: Command.PUT, key, value: Buffer.from(value) });
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.PUT, key, value: Buffer.from(value) }, this.member(id).host);
   }
 
   async get(id: string, key: string, flag = 0) {
-    return requestOnce(this.member(id).port, { id: 1n, command: Command.GET, key, flag });
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.GET, key, flag }, this.member(id).host);
   }
 
   async del(id: string, key: string) {
-    return requestOnce(this.member(id).port, { id: 1n, command: Command.DEL, key });
+    return requestOnce(this.member(id).port, { id: 1n, command: Command.DEL, key }, this.member(id).host);
   }
 
   /** Waits until GET of key on member id, at level ONE (its own store), returns `value` (undefined: NO_VAL). */

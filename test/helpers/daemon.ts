@@ -4,7 +4,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { adminRequest } from '../../src/supervisor/admin-client.ts';
+import { adminRequest } from '../../src/shared/admin-client.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,12 +24,15 @@ export interface DaemonOptions {
   limits?: Record<string, number>;
   supervision?: Record<string, number>;
   dataDir?: string;
+  /** serve Prometheus metrics on a free port (RunningDaemon.metricsPort) */
+  metrics?: boolean;
 }
 
 export interface RunningDaemon {
   pid: number;
   ports: number[];
   adminPort: number;
+  metricsPort?: number;
   dataDir: string;
   configFile: string;
   dbFiles: string[];
@@ -47,6 +50,7 @@ export async function writeDaemonConfig(options: DaemonOptions = {}) {
   mkdirSync(dataDir, { recursive: true });
   const groups = options.groups ?? 1;
   const [peerPort, adminPort, ...ports] = await freePorts(2 + groups);
+  const metricsPort = options.metrics ? (await freePorts(1))[0] : undefined;
   const dbFiles = ports.map((_p, i) => join(dataDir, `g${i}.sqlite`));
   const config = {
     daemons: [
@@ -55,6 +59,7 @@ export async function writeDaemonConfig(options: DaemonOptions = {}) {
         host: '127.0.0.1',
         peerPort,
         adminPort,
+        ...(metricsPort ? { metricsPort } : {}),
         groups: ports.map((port, i) => ({ port, dbFile: dbFiles[i], processors: options.processors ?? 2 })),
       },
     ],
@@ -66,7 +71,7 @@ export async function writeDaemonConfig(options: DaemonOptions = {}) {
   };
   const configFile = join(dataDir, 'kv.config.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  return { dataDir, configFile, ports, adminPort, dbFiles };
+  return { dataDir, configFile, ports, adminPort, dbFiles, metricsPort };
 }
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<RunningDaemon> {
@@ -76,7 +81,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
 
 /** Starts a daemon process on an existing config (e.g. to restart one after kill -9). */
 export function launch(
-  w: { dataDir: string; configFile: string; ports: number[]; adminPort: number; dbFiles: string[] },
+  w: { dataDir: string; configFile: string; ports: number[]; adminPort: number; dbFiles: string[]; metricsPort?: number },
   daemonId = 'test',
   env: Record<string, string> = {},
 ): Promise<RunningDaemon> {

@@ -149,6 +149,10 @@ export class SimReplica implements Replica {
     return this.replica.ackedPosition(cursor);
   }
 
+  headPosition(): bigint {
+    return this.replica.headPosition();
+  }
+
   isSynced(): boolean {
     return this.replica.isSynced();
   }

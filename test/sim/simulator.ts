@@ -20,7 +20,7 @@ import {
   type Output,
 } from '../../src/cluster/core/index.ts';
 import { SimReplica } from './sim-replica.ts';
-import { originOf } from '../../src/common/origin.ts';
+import { originOf } from '../../src/shared/origin.ts';
 
 export class SimViolation extends Error {
   constructor(what: string) {
@@ -84,8 +84,10 @@ export interface SimOptions {
    * Deliberately broken behaviour, to show the simulator catches it.
    * ackOnSend: a write is acknowledged once the pages carrying it were sent
    * to a majority, one step before the peers have applied them.
+   * longLeases: odd-numbered nodes believe read leases last three times as
+   * long as their grantors promise.
    */
-  fault?: 'skipVotePersistence' | 'forgetVote' | 'ackOnSend';
+  fault?: 'skipVotePersistence' | 'forgetVote' | 'ackOnSend' | 'longLeases';
   /** receives a line per notable happening (SIM_TRACE=1 when replaying) */
   trace?: (line: string) => void;
 }
@@ -105,6 +107,12 @@ export const simSettings: Partial<CoreSettings> = {
   keyFetchTimeoutMs: 150,
   maxPendingKeyFetches: 4,
   maxEntriesPerMessage: 3,
+  quorumReadTimeoutMs: 300,
+  quorumReadHedgeMs: 20,
+  peerReachableMs: 200,
+  readLeaseMs: 150,
+  // clocks drift apart fast here (2 %), so the lease's drift allowance matters
+  maxClockDriftPpm: 20_000,
   retryGroupsBackoffInitialMs: 50,
   retryGroupsBackoffMaxMs: 400,
 };
@@ -113,6 +121,8 @@ interface SimNode {
   id: string;
   index: number;
   clockOffsetMs: number;
+  /** how fast this node's clock runs off real time, in ppm (any two differ by at most simSettings.maxClockDriftPpm) */
+  clockDriftPpm: number;
   /** durable */
   hard: HardState;
   replica: SimReplica;
@@ -218,6 +228,7 @@ export class Simulation {
         index: i,
         // within the stated bound (maxClockSkewMs 200 between any two, with room for the HLC's µs steps): a clock beyond it is refused, by design
         clockOffsetMs: this.rng.int(-95, 95),
+        clockDriftPpm: this.rng.int(-simSettings.maxClockDriftPpm! / 2, simSettings.maxClockDriftPpm! / 2),
         hard: { term: 0, votedFor: null },
         replica: undefined as unknown as SimReplica,
         clockFloorTs: 0n,
@@ -280,7 +291,7 @@ export class Simulation {
     return new SimReplica({
       streamId: BigInt(Math.floor(this.rng.next() * 2 ** 32)),
       origin: originOf(node.id),
-      wallClockUs: () => BigInt(this.clockOf(node)) * 1000n,
+      wallClockUs: () => BigInt(Math.floor(this.clockOf(node) * 1000)),
       nowMs: () => this.clockOf(node),
       antiEntropyIntervalMs: simSettings.antiEntropyIntervalMs!,
       clockFloorTs: node.clockFloorTs,
@@ -314,7 +325,7 @@ export class Simulation {
       members: this.members,
       hardState: { ...node.hard },
       replica: node.replica,
-      settings: simSettings,
+      settings: this.opts.fault === 'longLeases' && node.index % 2 === 1 ? { ...simSettings, readLeaseMs: simSettings.readLeaseMs! * 3 } : simSettings,
       random: () => this.rng.next(),
       wallClockMs: () => this.clockOf(node),
       nowMs: this.clockOf(node),
@@ -323,7 +334,7 @@ export class Simulation {
   }
 
   private clockOf(node: SimNode): number {
-    return this.nowMs + node.clockOffsetMs + 10_000;
+    return this.nowMs * (1 + node.clockDriftPpm / 1e6) + node.clockOffsetMs + 10_000;
   }
 
   private advance(): void {

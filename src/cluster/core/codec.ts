@@ -176,8 +176,14 @@ const BODIES: { [T in MessageType]: { keys: readonly string[]; read: (o: Obj, l:
   notify: { keys: [], read: () => ({}) },
   pull: { keys: ['reqId', 'cursor'], read: (o) => ({ reqId: reqId(o.reqId, 'reqId'), cursor: cursor(o.cursor, 'cursor') }) },
   changes: {
-    keys: ['reqId', 'entries', 'cursor', 'more'],
-    read: (o, l) => ({ reqId: reqId(o.reqId, 'reqId'), entries: entries(o.entries, 'entries', l), cursor: str(o.cursor, 'cursor', MAX_CURSOR_CHARS), more: bool(o.more, 'more') }),
+    keys: ['reqId', 'entries', 'cursor', 'more', 'lease'],
+    read: (o, l) => ({
+      reqId: reqId(o.reqId, 'reqId'),
+      entries: entries(o.entries, 'entries', l),
+      cursor: str(o.cursor, 'cursor', MAX_CURSOR_CHARS),
+      more: bool(o.more, 'more'),
+      lease: bool(o.lease, 'lease'),
+    }),
   },
   cursorRequest: { keys: ['reqId'], read: (o) => ({ reqId: reqId(o.reqId, 'reqId') }) },
   cursorReply: { keys: ['reqId', 'cursor'], read: (o) => ({ reqId: reqId(o.reqId, 'reqId'), cursor: cursor(o.cursor, 'cursor') }) },

@@ -47,6 +47,12 @@ export interface Changes extends Base {
   entries: Entry[];
   cursor: string;
   more: boolean;
+  /**
+   * A read lease: the sender will not acknowledge a write at MAJORITY
+   * without the receiver's acknowledgement for readLeaseMs from when it got
+   * the Pull (the receiver held every write it had acknowledged then).
+   */
+  lease: boolean;
 }
 
 /**

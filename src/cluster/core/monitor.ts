@@ -7,6 +7,7 @@
 import type { HeartbeatReply } from './messages.ts';
 import type { Outbox } from './outbox.ts';
 import type { CoreSettings, DaemonStatus, NodeId, Role } from './types.ts';
+import { backoffMs } from '../../shared/backoff.ts';
 
 export interface DaemonView {
   id: NodeId;
@@ -145,6 +146,6 @@ export class Monitor {
 
   private backoffMs(attempt: number): number {
     const { retryGroupsBackoffInitialMs: initial, retryGroupsBackoffMaxMs: max } = this.settings;
-    return Math.min(max, initial * 2 ** Math.min(attempt, 30));
+    return backoffMs(attempt, initial, max);
   }
 }

@@ -69,11 +69,11 @@ export class ClusterNode {
     this.election = new Election(this.self, this.peers, settings, options.hardState, options.random, options.nowMs);
     this.replication = new Replication(this.self, this.peers, settings, options.replica, options.random, options.nowMs);
     this.monitor = new Monitor(this.peers, settings);
-    const quorum = new Quorum(this.peers, settings, options.replica, this.replication);
+    const quorum = new Quorum(this.peers, settings, options.replica, this.replication, options.nowMs);
     this.quorum = quorum;
     this.replication.listener = {
-      pulled: (peer, cursor, out) => quorum.pulled(peer, cursor, out),
-      caughtUpWith: (peer, out) => quorum.caughtUpWith(peer, out),
+      pulled: (peer, cursor, nowMs, out) => quorum.pulled(peer, cursor, nowMs, out),
+      page: (peer, more, lease, sentAtMs, out) => quorum.page(peer, more, lease, sentAtMs, out),
       voided: (out) => quorum.reissueAll(out),
     };
     this.replica = options.replica;
@@ -87,6 +87,11 @@ export class ClusterNode {
   /** Positions of the local change stream held by a majority / by every daemon (see the `acked` event). */
   ackedPositions(): { majority: bigint; all: bigint } {
     return this.quorum.ackedPositions();
+  }
+
+  /** Until when (the clock of tick/receive) this daemon's own store answers MAJORITY reads: it holds read leases from every peer. */
+  localReadsUntil(): number {
+    return this.quorum.localReadsUntil();
   }
 
   /** How many peers were heard from within peerReachableMs. */

@@ -12,6 +12,22 @@
 //   that comes back is applied here (read repair), and the result is this
 //   replica's rows afterwards. A write acknowledged by a majority is held by
 //   at least one daemon of any majority, so the result is that write or newer.
+// - Read leases keep most MAJORITY reads local. A peer's Pull asks for one;
+//   the answer grants it when the puller holds every write this node has
+//   acknowledged (its acknowledged position is at least the highest position
+//   ever released). From the Pull's arrival this node counts the puller among
+//   the daemons every write at MAJORITY must wait for, for readLeaseMs; the
+//   puller holds the lease for readLeaseMs less the drift allowance, counted
+//   from when it SENT the Pull (its clock, which may run slower or faster by
+//   maxClockDriftPpm). While it holds unexpired leases from every peer and is
+//   synced, no write can be acknowledged without it, so its own store answers
+//   MAJORITY reads. A node that restarts honours the leases it may have
+//   granted before (it waits for every peer for readLeaseMs after start), and
+//   grants a lease only to a peer holding its whole stream as of the restart
+//   (any of it may have been acknowledged).
+//   Costs: in the steady state a MAJORITY write waits for every daemon (the
+//   slowest), and when a daemon stops answering, writes wait up to
+//   readLeaseMs until its lease has run out.
 // - A replica whose data file is new may have lost writes it acknowledged
 //   before; it counts for no quorum read until it has copied the full
 //   streams of N - Q + 1 peers (pages up to more = false, pulled after it
@@ -60,17 +76,41 @@ export class Quorum {
   /** peers whose full stream this incarnation has read up to a page with more = false */
   private readonly caughtUp = new Set<NodeId>();
   private positions = { majority: 0n, all: 0n };
+  /** the highest majority position ever reported: every write acknowledged so far is at or below it */
+  private releasedHigh = 0n;
+  /** leases this node granted: it waits for the peer's acknowledgement until then (own clock) */
+  private readonly grantedUntil = new Map<NodeId, number>();
+  /** leases this node holds from each peer, until then (own clock) */
+  private readonly heldUntil = new Map<NodeId, number>();
   private readonly reads = new Map<number, ReadQuery>();
   /** rotates the peers asked first, so quorum reads spread over the peers */
   private nextFirst = 0;
 
-  constructor(peers: readonly NodeId[], settings: CoreSettings, replica: Replica, ids: RequestIds) {
+  constructor(peers: readonly NodeId[], settings: CoreSettings, replica: Replica, ids: RequestIds, nowMs: number) {
     this.peers = peers;
     this.settings = settings;
     this.replica = replica;
     this.ids = ids;
     this.majority = majorityOf(peers.length + 1);
-    for (const p of peers) this.acked.set(p, 0n);
+    // what was acknowledged before a restart is not known: anything in the stream may have been
+    this.releasedHigh = replica.headPosition();
+    for (const p of peers) {
+      this.acked.set(p, 0n);
+      // leases granted before a restart are still honoured
+      this.grantedUntil.set(p, nowMs + settings.readLeaseMs);
+    }
+  }
+
+  /**
+   * Until when this node's own store answers MAJORITY reads (its clock):
+   * the earliest end of the leases it holds, or -Infinity when it lacks one
+   * or is not synced.
+   */
+  localReadsUntil(): number {
+    if (!this.replica.isSynced()) return Number.NEGATIVE_INFINITY;
+    let until = Number.POSITIVE_INFINITY;
+    for (const p of this.peers) until = Math.min(until, this.heldUntil.get(p) ?? Number.NEGATIVE_INFINITY);
+    return until;
   }
 
   get pendingReads(): number {
@@ -97,21 +137,45 @@ export class Quorum {
     return n;
   }
 
-  /** A Pull from `peer` with the cursor of the last page it applied. */
-  pulled(peer: NodeId, cursor: string | null, out: Outbox): void {
-    if (!this.acked.has(peer)) return;
-    this.acked.set(peer, this.replica.ackedPosition(cursor));
+  /** A Pull from `peer` with the cursor of the last page it applied; returns whether the answer grants a read lease. */
+  pulled(peer: NodeId, cursor: string | null, nowMs: number, out: Outbox): boolean {
+    if (!this.acked.has(peer)) return false;
+    const position = this.replica.ackedPosition(cursor);
+    this.acked.set(peer, position);
+    const grant = position >= this.releasedHigh;
+    if (grant) this.grantedUntil.set(peer, Math.max(this.grantedUntil.get(peer)!, nowMs + this.settings.readLeaseMs));
+    this.update(nowMs, out);
+    return grant;
+  }
+
+  /** An accepted page of `peer`'s stream, answering the Pull this node sent at `pullSentAtMs`. */
+  page(peer: NodeId, more: boolean, lease: boolean, pullSentAtMs: number, out: Outbox): void {
+    if (lease) {
+      // the peer counts from the Pull's arrival (later) on its clock; this node from the sending, less what the clocks may drift apart
+      const heldMs = this.settings.readLeaseMs * (1 - (2 * this.settings.maxClockDriftPpm) / 1e6);
+      this.heldUntil.set(peer, Math.max(this.heldUntil.get(peer) ?? Number.NEGATIVE_INFINITY, pullSentAtMs + heldMs));
+    }
+    if (!more) this.caughtUpWith(peer, out);
+  }
+
+  /** Positions held by a majority and by all, with every lease holder counted in the majority; an `acked` event when they move. */
+  private update(nowMs: number, out: Outbox): void {
     const sorted = [...this.acked.values()].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
     // this daemon holds all of its own stream: a majority needs majority - 1 peers
-    const majority = this.majority > 1 ? sorted[this.majority - 2] : sorted[0] ?? 0n;
+    let majority = this.majority > 1 ? sorted[this.majority - 2] : (sorted[0] ?? 0n);
+    for (const [p, until] of this.grantedUntil) {
+      const held = this.acked.get(p)!;
+      if (until > nowMs && held < majority) majority = held;
+    }
     const all = sorted.length > 0 ? sorted[sorted.length - 1] : 0n;
+    if (majority > this.releasedHigh) this.releasedHigh = majority;
     if (majority === this.positions.majority && all === this.positions.all) return;
     this.positions = { majority, all };
     out.event({ type: 'acked', majority, all });
   }
 
   /** An accepted page of `peer`'s stream with more = false. */
-  caughtUpWith(peer: NodeId, out: Outbox): void {
+  private caughtUpWith(peer: NodeId, out: Outbox): void {
     this.caughtUp.add(peer);
     if (this.replica.isSynced() || this.caughtUp.size < this.peers.length + 1 - this.majority + 1) return;
     this.replica.markSynced();
@@ -124,6 +188,10 @@ export class Quorum {
    */
   read(keys: string[], reqId: string, nowMs: number, out: Outbox): void {
     if (keys.length > this.settings.maxEntriesPerMessage) throw new RangeError(`a quorum read takes at most ${this.settings.maxEntriesPerMessage} keys`);
+    if (this.localReadsUntil() > nowMs) {
+      out.event({ type: 'quorumRead', reqId, ok: true, entries: keys.map((k) => this.replica.get(k)) });
+      return;
+    }
     const needed = this.replica.isSynced() ? this.majority - 1 : this.majority;
     const q: ReadQuery = {
       reqId,
@@ -154,14 +222,16 @@ export class Quorum {
     this.ask(q, order.slice(0, needed), out);
   }
 
-  /** Deadlines and hedges. */
+  /** Deadlines, hedges, and leases that ran out (positions move). */
   tick(nowMs: number, out: Outbox): void {
+    this.update(nowMs, out);
     for (const q of new Set(this.reads.values())) {
       if (nowMs >= q.deadlineMs) {
         this.complete(q, false, out);
-      } else if (nowMs >= q.hedgeAtMs && q.asked.size < this.peers.length) {
-        q.hedgeAtMs = q.deadlineMs;
-        this.ask(q, this.peers.filter((p) => !q.asked.has(p)), out);
+      } else if (nowMs >= q.hedgeAtMs) {
+        // every peer that has not answered is asked (again: a request to a peer that was not connected yet is lost), less often each time
+        q.hedgeAtMs = nowMs + 4 * this.settings.quorumReadHedgeMs;
+        this.ask(q, this.peers.filter((p) => !q.answered.has(p)), out);
       }
     }
   }

@@ -61,10 +61,10 @@ interface BucketFetch {
 
 /** What consistency levels learn from replication (see quorum.ts). */
 export interface ReplicationListener {
-  /** a Pull from `peer`: it holds the pages up to `cursor` */
-  pulled(peer: NodeId, cursor: string | null, out: Outbox): void;
-  /** an accepted page of `peer`'s stream ended with more = false */
-  caughtUpWith(peer: NodeId, out: Outbox): void;
+  /** a Pull from `peer`: it holds the pages up to `cursor`; returns whether the answer grants it a read lease */
+  pulled(peer: NodeId, cursor: string | null, nowMs: number, out: Outbox): boolean;
+  /** an accepted page of `peer`'s stream, answering the pull sent at `pullSentAtMs` */
+  page(peer: NodeId, more: boolean, lease: boolean, pullSentAtMs: number, out: Outbox): void;
   /** a purge voided every request issued so far */
   voided(out: Outbox): void;
 }
@@ -167,9 +167,9 @@ export class Replication implements RequestIds {
       }
       case 'pull': {
         this.pulledCursors.set(from, msg.cursor);
-        this.listener?.pulled(from, msg.cursor, out);
+        const lease = this.listener?.pulled(from, msg.cursor, nowMs, out) ?? false;
         const page = this.replica.changesSince(msg.cursor, this.settings.maxEntriesPerMessage);
-        out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more });
+        out.send(from, { type: 'changes', reqId: msg.reqId, entries: page.entries, cursor: page.cursor, more: page.more, lease });
         return;
       }
       case 'changes': {
@@ -177,10 +177,11 @@ export class Replication implements RequestIds {
         if (!p || p.outstanding !== msg.reqId || !this.accepts(msg.reqId)) return;
         this.replica.apply(msg.entries, { peer: from, cursor: msg.cursor });
         p.outstanding = null;
-        if (!msg.more) this.listener?.caughtUpWith(from, out);
+        this.listener?.page(from, msg.more, msg.lease, p.sentAtMs, out);
         // after a page with entries, pull again at once: the pull tells the peer what this node now holds (its acknowledgement)
         if (msg.more || p.again || msg.entries.length > 0) this.sendPull(from, nowMs, out);
-        else p.nextAtMs = nowMs + this.settings.pullIntervalMs;
+        // an idle puller still pulls often enough to renew its read lease (quorum.ts)
+        else p.nextAtMs = nowMs + Math.min(this.settings.pullIntervalMs, this.settings.readLeaseMs / 3);
         return;
       }
       case 'cursorRequest':

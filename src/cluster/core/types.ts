@@ -2,7 +2,7 @@
 // port the core reads and writes data through, the hard state the shell must
 // persist, the events the core reports and the core's settings.
 
-import { bucketOfHash, fnv1a, fnv1aBytes } from '../../common/key-hash.ts';
+import { bucketOfHash, fnv1a, fnv1aBytes } from '../../shared/key-hash.ts';
 
 /** A daemon id from the config (`daemons[].id`). */
 export type NodeId = string;
@@ -68,6 +68,8 @@ export interface Replica {
    * position. 0 for null or another stream's cursor.
    */
   ackedPosition(cursor: string | null): bigint;
+  /** The position of the newest change of this replica's stream. */
+  headPosition(): bigint;
   /**
    * Synced: this replica holds every write it ever acknowledged. A replica
    * whose data file is new is not synced until `markSynced` (after it copied
@@ -179,6 +181,10 @@ export interface CoreSettings {
   quorumReadHedgeMs: number;
   /** a peer heard from within this long counts as reachable (writes at MAJORITY/ALL are refused up front otherwise) */
   peerReachableMs: number;
+  /** a read lease lasts this long (see quorum.ts); writes wait at most this long for a daemon that stopped answering */
+  readLeaseMs: number;
+  /** the bound on how fast any two daemons' clocks drift apart, in parts per million of elapsed time */
+  maxClockDriftPpm: number;
   /** first wait before asking a degraded daemon to retry its groups; doubles up to the max */
   retryGroupsBackoffInitialMs: number;
   retryGroupsBackoffMaxMs: number;
@@ -201,6 +207,8 @@ export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
   quorumReadTimeoutMs: 1_000,
   quorumReadHedgeMs: 50,
   peerReachableMs: 1_000,
+  readLeaseMs: 1_000,
+  maxClockDriftPpm: 1_000,
   retryGroupsBackoffInitialMs: 1_000,
   retryGroupsBackoffMaxMs: 60_000,
 });

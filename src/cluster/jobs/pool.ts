@@ -1,39 +1,10 @@
-// Background jobs of the cluster shell, run on a piscina pool so full scans
-// of a large store never stall the supervisor's event loop (heartbeats,
-// elections, the peer port). Jobs carry a priority; maintenance scans such as
-// anti-entropy digests run at 'low', behind any 'normal' job.
+// Background jobs of the daemon, run on a piscina pool so full scans of a
+// large store (anti-entropy digests, key counts) never stall the
+// supervisor's event loop (heartbeats, elections, the peer port). Jobs run in
+// the order queued; the queue is bounded by the caller (hasRoom).
 
-import { Piscina, type PiscinaTask, type TaskQueue } from 'piscina';
-
-type Task = PiscinaTask;
+import { Piscina } from 'piscina';
 import type { DigestJob, StoreJob } from './worker.ts';
-
-export type Priority = 'normal' | 'low';
-
-/** Two FIFO levels: a queued 'normal' job always runs before a queued 'low' one. */
-class PriorityQueue implements TaskQueue {
-  private readonly levels: Record<Priority, Task[]> = { normal: [], low: [] };
-
-  get size(): number {
-    return this.levels.normal.length + this.levels.low.length;
-  }
-
-  push(task: Task): void {
-    const options = (task as unknown as Record<symbol, { priority?: Priority } | null>)[Piscina.queueOptionsSymbol];
-    this.levels[options?.priority ?? 'normal'].push(task);
-  }
-
-  shift(): Task | null {
-    return this.levels.normal.shift() ?? this.levels.low.shift() ?? null;
-  }
-
-  remove(task: Task): void {
-    for (const level of Object.values(this.levels)) {
-      const i = level.indexOf(task);
-      if (i >= 0) level.splice(i, 1);
-    }
-  }
-}
 
 const WORKER = new URL('./worker.ts', import.meta.url).href;
 
@@ -50,7 +21,6 @@ export class BackgroundJobs {
       minThreads: 0,
       maxThreads: options.threads,
       idleTimeout: 30_000,
-      taskQueue: new PriorityQueue(),
     });
   }
 
@@ -59,20 +29,19 @@ export class BackgroundJobs {
     return this.pending < this.maxPending;
   }
 
-  private run<R>(task: object, name: string, priority: Priority): Promise<R> {
+  private run<R>(task: object, name: string): Promise<R> {
     this.pending++;
-    const queued = { ...task, [Piscina.queueOptionsSymbol]: { priority } };
-    return (this.pool.run(queued, { name }) as Promise<R>).finally(() => this.pending--);
+    return (this.pool.run(task, { name }) as Promise<R>).finally(() => this.pending--);
   }
 
   /** Anti-entropy digests of a store file (a full scan). */
   digests(job: DigestJob): Promise<number[]> {
-    return this.run(job, 'digests', 'low');
+    return this.run(job, 'digests');
   }
 
   /** Live keys of a store file (a full count). */
   keyCount(job: StoreJob): Promise<number> {
-    return this.run(job, 'keyCount', 'low');
+    return this.run(job, 'keyCount');
   }
 
   close(): Promise<void> {

@@ -10,6 +10,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionSettings, type ConnectionHandlers, PeerConnection } from './connection.ts';
 import { membershipDigest, type RejectReason } from './handshake.ts';
 import { maxPayloadBytes, type PeerAddress, resolveTransportOptions, type ResolvedTransportOptions, type TransportOptions } from './options.ts';
+import { backoffMs } from '../../shared/backoff.ts';
 
 export interface TransportEvents {
   message: [peerId: string, payload: Buffer];
@@ -207,7 +208,7 @@ export class PeerTransport extends EventEmitter<TransportEvents> {
   private scheduleRedial(dialer: Dialer, wasOpen: boolean): void {
     if (!wasOpen) dialer.failures++;
     const { reconnectBackoffInitialMs, reconnectBackoffMaxMs } = this.options;
-    const ceilingMs = Math.min(reconnectBackoffMaxMs, reconnectBackoffInitialMs * 2 ** Math.min(dialer.failures, 30));
+    const ceilingMs = backoffMs(dialer.failures, reconnectBackoffInitialMs, reconnectBackoffMaxMs);
     // Jitter spreads the redials of many nodes that lost the same peer at once.
     const delayMs = Math.round(ceilingMs / 2 + (Math.random() * ceilingMs) / 2);
     if (dialer.failures === 1) {
