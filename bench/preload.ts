@@ -4,7 +4,7 @@
 
 import Database from 'better-sqlite3';
 import { Store } from '../src/store/store.ts';
-import { fnv1a } from '../src/store/key-hash.ts';
+import { fnv1a } from '../src/shared/key-hash.ts';
 
 export interface KeySet {
   prefix: string;

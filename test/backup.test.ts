@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Command } from '../src/protocol/index.ts';
 import { Store } from '../src/store/store.ts';
 import { SharedClock } from '../src/store/clock.ts';
-import type { WriterLink } from '../src/writer/link.ts';
+import { inlineWriter } from './helpers/inline-writer.ts';
 import { SqliteReplica } from '../src/cluster/sqlite-replica.ts';
 import { TestCluster } from './helpers/cluster.ts';
 import { waitFor } from './helpers/daemon.ts';
@@ -32,14 +32,10 @@ test('a purge keeps tombstones younger than the grace period even when every pee
     store.del('old', atMs(nowMs - 2 * HOUR_MS));
     store.del('young', atMs(nowMs - 1000));
   });
-  // the purge goes to the file's writer; here the store carries it out on the spot
-  const writer = {
-    request(m: { type: string; upToSeq: bigint; deletedBeforeTs: bigint }, answer: (a: { type: 'applied'; id: number; count: number }) => void) {
-      answer({ type: 'applied', id: 0, count: store.writeBatch(() => store.purgeTombstones(m.upToSeq, m.deletedBeforeTs)) });
-    },
-  } as unknown as WriterLink;
-  const replica = new SqliteReplica(store, new SharedClock(), writer, {
-    digestMaxAgeMs: 1000,
+  // the purge goes to the file's writer; here it is carried out on the spot
+  const clock = new SharedClock();
+  const replica = new SqliteReplica(store, clock, inlineWriter(store, clock), {
+    antiEntropyIntervalMs: 1000,
     tombstoneGraceMs: HOUR_MS,
     now: () => nowMs,
     onApplied: () => {},

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClockFloor } from '../src/cluster/clock-floor.ts';
+import { ClockFloor, floorTimingFor } from '../src/cluster/clock-floor.ts';
 import { HardStateFile } from '../src/cluster/hard-state.ts';
 import { SharedClock, wallClockUs } from '../src/store/clock.ts';
 
@@ -77,3 +77,19 @@ async function waitUntil(done: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!done()) throw new Error('condition not reached within 5 s');
 }
+
+test('with the daemon\'s timing a restarted clock starts within the clock-skew bound, so peers accept its versions', (t) => {
+  const maxClockSkewMs = 500;
+  const file = stateFile();
+  const first = HardStateFile.open(file);
+  const floor = new ClockFloor(first, new SharedClock(), { ...floorTimingFor(maxClockSkewMs), onSaveFailed: failOnSave });
+  floor.stop();
+  first.close();
+  const second = HardStateFile.open(file);
+  const clock = new SharedClock();
+  const again = new ClockFloor(second, clock, { ...floorTimingFor(maxClockSkewMs), onSaveFailed: failOnSave });
+  const aheadUs = clock.next() - wallClockUs();
+  t.true(aheadUs < BigInt(maxClockSkewMs) * 1000n, `the first timestamp after the restart is ${aheadUs} µs ahead of the wall clock`);
+  again.stop();
+  second.close();
+});

@@ -1,7 +1,8 @@
 // Bad peer input against running daemons: an authenticated peer (it has the
 // secret) that sends garbage, a wrong codec version, truncated and oversized
 // messages and messages of a stale term. Each is dropped with a log line; no
-// daemon crashes, the leader stays, and replication goes on.
+// daemon crashes, the leader stays, and replication goes on. A message that
+// makes the core find its own state impossible stops the daemon instead.
 
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -62,4 +63,30 @@ test('garbage, wrong version, truncated, oversized and stale-term peer messages 
   await c.waitForValue('n1', 'still-replicating', 'yes');
   const log = c.running.get('n0')!.output();
   t.regex(log, /unknown codec version 99/);
+});
+
+test('a core invariant violated by a peer message stops the daemon loudly (exit 70 for pm2 to restart it), not a log line', async (t) => {
+  const c = await TestCluster.write();
+  t.teardown(() => c.stopAll());
+  await Promise.all(['n0', 'n1'].map((id) => c.startMember(id)));
+  const leader = await c.leader(['n0', 'n1']);
+  const { secret } = loadOrCreateSecret(join(c.dataDir, 'cluster.secret'));
+  const fake = new PeerTransport({
+    selfId: 'n2',
+    host: '127.0.0.1',
+    port: c.member('n2').peerPort,
+    // the whole membership, or the handshake refuses it
+    peers: ['n0', 'n1'].map((id) => ({ id, host: '127.0.0.1', port: c.member(id).peerPort })),
+    secret,
+    log: () => {},
+  });
+  t.teardown(() => fake.stop());
+  await fake.start();
+  await waitFor('impostor connected to the leader', () => fake.connected().includes(leader.id));
+  // a second leader's heartbeat in the leader's own term: two leaders in one term
+  fake.send(leader.id, encodeMessage({ type: 'heartbeat', term: leader.term, from: 'n2', sentAtMs: 0 }));
+  const d = c.running.get(leader.id)!;
+  const exit = await Promise.race([d.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+  t.deepEqual(exit, { code: 70, signal: null }, `the daemon must exit; its log:\n${d.output().slice(-2000)}`);
+  t.regex(d.output(), /cluster core invariant violated[^\n]*two leaders in term/);
 });

@@ -3,15 +3,16 @@
 // election, pre-vote, check-quorum, fencing, the persist-before-send output,
 // pull replication and purge, stream change, anti-entropy, key misses, the
 // leader's view (clock skew, degraded groups).
-import test from 'ava';
-import { ClusterNode, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
-import { MemoryReplica } from './sim/memory-replica.ts';
+import test, { type ExecutionContext } from 'ava';
+import { ClusterNode, bucketOf, type ClusterEvent, type CoreSettings, type Entry, type HardState, type Message, type Output } from '../src/cluster/core/index.ts';
+import { SimReplica } from './sim/sim-replica.ts';
+import { originOf } from '../src/shared/origin.ts';
 import { Rng, simSettings } from './sim/simulator.ts';
 
 interface Member {
   id: string;
   core: ClusterNode;
-  replica: MemoryReplica;
+  replica: SimReplica;
   hard: HardState;
   events: ClusterEvent[];
   clockOffsetMs: number;
@@ -32,10 +33,25 @@ class Cluster {
     this.rng = new Rng(seed);
     this.settings = { ...simSettings, ...settings };
     this.ids = Array.from({ length: size }, (_, i) => `n${i}`);
-    this.ids.forEach((id, i) => this.start(id, new MemoryReplica(`s${i}`, i), { term: 0, votedFor: null }, 0));
+    this.ids.forEach((id, i) => this.start(id, this.newReplica(id, i), { term: 0, votedFor: null }, 0));
   }
 
-  start(id: string, replica: MemoryReplica, hard: HardState, clockOffsetMs: number): Member {
+  /** A new (empty) data file for member `id`: the daemon's real store and replica, in memory. */
+  newReplica(id: string, streamId: number): SimReplica {
+    return new SimReplica({
+      streamId: BigInt(streamId),
+      origin: originOf(id),
+      wallClockUs: () => BigInt(this.nowMs + (this.members.get(id)?.clockOffsetMs ?? 0)) * 1000n,
+      nowMs: () => this.nowMs,
+      antiEntropyIntervalMs: this.settings.antiEntropyIntervalMs!,
+    });
+  }
+
+  close(): void {
+    for (const m of this.members.values()) m.replica.close();
+  }
+
+  start(id: string, replica: SimReplica, hard: HardState, clockOffsetMs: number): Member {
     replica.completed = []; // a fresh core has its own tickets
     const m: Member = { id, replica, hard, events: [], clockOffsetMs, core: undefined as unknown as ClusterNode };
     m.core = new ClusterNode({
@@ -71,6 +87,7 @@ class Cluster {
     this.nowMs += ms;
     // applies handed to a replica in the previous step are reported now (the daemon's writer answers later too)
     for (const m of this.members.values()) {
+      m.replica.runWriter();
       const done = m.replica.completed;
       m.replica.completed = [];
       for (const c of done) this.handle(m, m.core.applied(c.ticket, c.count, this.nowMs));
@@ -113,11 +130,17 @@ class Cluster {
 
   write(id: string, key: string, value: string | null): Entry | undefined {
     const m = this.get(id);
-    const wallUs = BigInt(this.nowMs + m.clockOffsetMs) * 1000n;
-    const e = value === null ? m.replica.del(key, wallUs) : m.replica.put(key, Buffer.from(value), wallUs);
+    const e = value === null ? m.replica.del(key) : m.replica.put(key, Buffer.from(value));
     this.handle(m, m.core.localWrite());
     return e;
   }
+}
+
+/** A cluster whose in-memory databases are closed when the test ends. */
+function cluster(t: ExecutionContext, size: number, settings: Partial<CoreSettings> = {}): Cluster {
+  const c = new Cluster(size, settings);
+  t.teardown(() => c.close());
+  return c;
 }
 
 const valueOf = (m: Member, key: string) => {
@@ -126,7 +149,7 @@ const valueOf = (m: Member, key: string) => {
 };
 
 test('three nodes elect one leader that every follower knows', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
   c.run(100);
@@ -139,7 +162,7 @@ test('three nodes elect one leader that every follower knows', (t) => {
 });
 
 test('a vote is in the persist of the same output that carries the granted reply', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   const voter = c.get('n1');
   const out = voter.core.receive('n0', { type: 'vote', term: 1, from: 'n0' }, c.nowMs);
   t.deepEqual(out.persist, { term: 1, votedFor: 'n0' });
@@ -157,7 +180,7 @@ test('a vote is in the persist of the same output that carries the granted reply
 });
 
 test('pre-vote: an isolated follower does not raise its term and does not disturb the leader when it returns', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
   const term = leader.core.term;
@@ -174,7 +197,7 @@ test('pre-vote: an isolated follower does not raise its term and does not distur
 });
 
 test('check-quorum: a cut-off leader steps down; the majority elects a new one; the old one follows on return', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const old = c.leaders()[0];
   c.isolate(old.id);
@@ -189,7 +212,7 @@ test('check-quorum: a cut-off leader steps down; the majority elects a new one; 
 });
 
 test('fencing: a request from an older term is answered with Stale and changes nothing', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.runUntil('a leader', () => c.leaders().length === 1);
   const follower = [...c.members.values()].find((m) => m.core.role === 'follower')!;
   const { term, leaderId } = follower.core;
@@ -203,7 +226,7 @@ test('fencing: a request from an older term is answered with Stale and changes n
 });
 
 test('writes on any node reach every node; a delete is purged once every node has it', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.write('n1', 'apple', 'red');
   c.runUntil('apple everywhere', () => [...c.members.values()].every((m) => valueOf(m, 'apple') === 'red'));
   c.write('n2', 'apple', null);
@@ -212,11 +235,11 @@ test('writes on any node reach every node; a delete is purged once every node ha
 });
 
 test('a node whose data file is recreated gets a full copy (its peers see a new stream)', (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   for (let i = 0; i < 10; i++) c.write(`n${i % 3}`, `k${i}`, `v${i}`);
   c.runUntil('all keys everywhere', () => [...c.members.values()].every((m) => m.replica.liveView().size === 10));
   const old = c.get('n2');
-  const fresh = c.start('n2', new MemoryReplica('s2-new', 2), old.hard, 0);
+  const fresh = c.start('n2', c.newReplica('n2', 99), old.hard, 0);
   c.runUntil('refilled', () => fresh.replica.liveView().size === 10);
   c.write('n2', 'after', 'x');
   c.runUntil('its new stream is pulled', () => valueOf(c.get('n0'), 'after') === 'x');
@@ -225,13 +248,12 @@ test('a node whose data file is recreated gets a full copy (its peers see a new 
 
 test('anti-entropy repairs divergence that pulls do not carry', (t) => {
   // pulls effectively off: only the leader's digest rounds can move data
-  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, maxEntriesPerMessage: 2 });
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, maxEntriesPerMessage: 2 });
   c.runUntil('a leader', () => c.leaders().length === 1);
-  const wall = BigInt(c.nowMs) * 1000n;
-  c.get('n0').replica.put('a', Buffer.from('0'), wall);
-  c.get('n1').replica.put('b', Buffer.from('1'), wall);
-  for (let i = 0; i < 7; i++) c.get('n2').replica.put(`c${i}`, Buffer.from('2'), wall + BigInt(i));
-  c.get('n1').replica.put('a', Buffer.from('newer'), wall + 10n);
+  c.get('n0').replica.put('a', Buffer.from('0'));
+  c.get('n1').replica.put('b', Buffer.from('1'));
+  for (let i = 0; i < 7; i++) c.get('n2').replica.put(`c${i}`, Buffer.from('2'));
+  c.get('n1').replica.put('a', Buffer.from('newer'));
   c.runUntil('all replicas equal', () => {
     const views = [...c.members.values()].map((m) => JSON.stringify([...m.replica.liveView()].map(([k, e]) => [k, e.ts.toString(), e.origin]).sort()));
     return views.every((v) => v === views[0]) && c.get('n0').replica.liveView().size === 9;
@@ -240,13 +262,12 @@ test('anti-entropy repairs divergence that pulls do not carry', (t) => {
 });
 
 test('key miss: asked of the leader, answered from its replica or a follower, coalesced per key', (t) => {
-  const c = new Cluster(3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9 });
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9 });
   c.runUntil('a known leader', () => c.settled());
   const leader = c.leaders()[0];
   const [asker, holder] = [...c.members.values()].filter((m) => m !== leader);
-  const wall = BigInt(c.nowMs) * 1000n;
-  leader.replica.put('on-leader', Buffer.from('L'), wall);
-  holder.replica.put('on-follower', Buffer.from('F'), wall);
+  leader.replica.put('on-leader', Buffer.from('L'));
+  holder.replica.put('on-follower', Buffer.from('F'));
   const sentBefore = c.sent.length;
   c.handle(asker, asker.core.keyMiss('on-follower', 'r1', c.nowMs));
   c.handle(asker, asker.core.keyMiss('on-follower', 'r2', c.nowMs));
@@ -264,7 +285,7 @@ test('key miss: asked of the leader, answered from its replica or a follower, co
 });
 
 test('key miss without a known leader, or over the bound, answers null at once', (t) => {
-  const c = new Cluster(3, { maxPendingKeyFetches: 1 });
+  const c = cluster(t, 3, { maxPendingKeyFetches: 1 });
   const m = c.get('n0');
   const out = m.core.keyMiss('k', 'r1', c.nowMs);
   t.deepEqual(out.events, [{ type: 'keyFetched', reqId: 'r1', key: 'k', entry: null }]);
@@ -276,7 +297,7 @@ test('key miss without a known leader, or over the bound, answers null at once',
 });
 
 test("the leader's view: lag, clock skew reported once, degraded groups asked to retry with backoff", (t) => {
-  const c = new Cluster(3);
+  const c = cluster(t, 3);
   c.get('n2').clockOffsetMs = 5_000;
   c.runUntil('a leader', () => c.leaders().length === 1);
   const leader = c.leaders()[0];
@@ -301,4 +322,82 @@ test("the leader's view: lag, clock skew reported once, degraded groups asked to
   } else {
     t.true(view.daemons.filter((x) => x.id !== 'n2').every((x) => x.clockSkewed));
   }
+});
+
+test('a pull answered in a lower term is applied: pulls do not depend on leadership', (t) => {
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: 1e9, purgeIntervalMs: 1e9 });
+  c.runUntil('a known leader', () => c.settled());
+  const leader = c.leaders()[0];
+  const [puller, source] = [...c.members.values()].filter((m) => m !== leader);
+  const term = puller.core.term;
+  source.replica.put('late-answer', Buffer.from('v'));
+  const pull = puller.core.receive(source.id, { type: 'notify', term, from: source.id }, c.nowMs).messages.find((m) => m.msg.type === 'pull');
+  t.truthy(pull, 'a notify makes it pull');
+  const changes = source.core.receive(puller.id, pull!.msg, c.nowMs).messages.find((m) => m.msg.type === 'changes');
+  t.truthy(changes);
+  // an election happens while the answer is on its way
+  puller.core.receive(leader.id, { type: 'heartbeat', term: term + 1, from: leader.id, sentAtMs: 0 }, c.nowMs);
+  t.is(puller.core.term, term + 1);
+  t.is(changes!.msg.term, term);
+  puller.core.receive(source.id, changes!.msg, c.nowMs);
+  t.is(valueOf(puller, 'late-answer'), 'v');
+});
+
+test('anti-entropy repairs a divergence in any bucket within a bounded number of rounds, also while the lowest buckets always differ', (t) => {
+  const buckets = 8;
+  const perRound = 2;
+  const interval = 300;
+  // pulls off: only anti-entropy moves data
+  const c = cluster(t, 3, { pullIntervalMs: 1e9, pullTimeoutMs: 1e9, antiEntropyIntervalMs: interval, antiEntropyBuckets: buckets, maxRepairBucketsPerRound: perRound });
+  c.runUntil('a known leader', () => c.settled());
+  const leader = c.leaders()[0];
+  const follower = [...c.members.values()].find((m) => m !== leader)!;
+  const keyIn = (bucket: number) => {
+    for (let i = 0; ; i++) if (bucketOf(`k${i}`, buckets) === bucket) return `k${i}`;
+  };
+  const hot = Array.from({ length: perRound }, (_, b) => keyIn(b));
+  const cold = keyIn(buckets - 1);
+  // the divergence: a row only the follower has, in the highest bucket
+  follower.replica.put(cold, Buffer.from('only-here'));
+  // steady writes on the leader to the lowest buckets: they differ at every round
+  let n = 0;
+  const rounds = Math.ceil(buckets / perRound) + 2;
+  for (let ms = 0; ms < rounds * interval && valueOf(leader, cold) === undefined; ms += 5) {
+    for (const k of hot) leader.replica.put(k, Buffer.from(String(n++)));
+    c.step();
+  }
+  t.is(valueOf(leader, cold), 'only-here', `not repaired within ${rounds} rounds`);
+});
+
+test('cached digests are recomputed once older than the bound: a divergence is not hidden for long', (t) => {
+  const interval = 1_000;
+  let now = 0;
+  const replica = new SimReplica({ streamId: 1n, origin: 0, wallClockUs: () => 1_000_000n, nowMs: () => now, antiEntropyIntervalMs: interval });
+  t.teardown(() => replica.close());
+  replica.refreshDigests(8);
+  const empty = replica.bucketDigests(8);
+  replica.put('k', Buffer.from('v'));
+  t.deepEqual(replica.bucketDigests(8), empty, 'within the bound the cached set is used');
+  // the member refreshes once a round: a cache two and a half rounds old means the refresh is stuck
+  now = 2.5 * interval;
+  t.notDeepEqual(replica.bucketDigests(8), empty, 'past the bound the digests are recomputed');
+});
+
+test('a version further ahead of local time than maxClockSkewMs is refused and does not drag the clock; it applies once time has caught up', (t) => {
+  const c = cluster(t, 3, { maxClockSkewMs: 200 });
+  c.runUntil('a known leader', () => c.settled());
+  const fast = c.get('n2');
+  fast.clockOffsetMs = 1_000;
+  // a version made by a clock 1 s ahead: 800 ms beyond the bound
+  c.write('n2', 'fast-key', 'from-the-future');
+  const fastTs = fast.replica.get('fast-key')!.ts;
+  c.run(300);
+  for (const id of ['n0', 'n1']) {
+    const m = c.get(id);
+    t.is(valueOf(m, 'fast-key'), undefined, `${id} refused it`);
+    t.true(m.events.some((e) => e.type === 'versionAhead' && e.peer === 'n2' && e.key === 'fast-key' && e.aheadMs > 200), `${id} reported it`);
+    t.true(m.replica.put(`local-${id}`, Buffer.from('x')).ts < fastTs - 500_000n, `${id}'s clock was not dragged forward`);
+  }
+  c.runUntil('applied once local time is within the bound', () => valueOf(c.get('n0'), 'fast-key') === 'from-the-future' && valueOf(c.get('n1'), 'fast-key') === 'from-the-future', 3_000);
+  t.pass();
 });

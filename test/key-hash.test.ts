@@ -11,7 +11,7 @@ import { bucketOf } from '../src/cluster/core/index.ts';
 import { SqliteReplica } from '../src/cluster/sqlite-replica.ts';
 import { WriterLink } from '../src/writer/link.ts';
 import { SharedClock } from '../src/store/clock.ts';
-import { bucketOfHash, fnv1a, hashRange } from '../src/store/key-hash.ts';
+import { bucketOfHash, fnv1a, hashRange } from '../src/shared/key-hash.ts';
 import { Store } from '../src/store/store.ts';
 
 const file = () => join(mkdtempSync(join(tmpdir(), 'kv-khash-')), 's.sqlite');
@@ -43,7 +43,7 @@ test('a bucket is listed page by page from the index: every row of the bucket on
   // listing is a read: the writer link is never used here
   const link = new WriterLink(1000);
   t.teardown(() => link.close());
-  const replica = new SqliteReplica(store, new SharedClock(), link, { digestMaxAgeMs: 1000, onApplied: () => {}, onFailed: () => {} });
+  const replica = new SqliteReplica(store, new SharedClock(), link, { antiEntropyIntervalMs: 1000, onApplied: () => {}, onFailed: () => {} });
   const buckets = 16;
   const seen = new Set<string>();
   for (let b = 0; b < buckets; b++) {

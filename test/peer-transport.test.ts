@@ -17,6 +17,7 @@ import {
   deriveSessionKeys,
   encodeAuth,
   encodeHello,
+  membershipDigest,
   sealHeader,
   SEALED_OVERHEAD_BYTES,
 } from '../src/cluster/transport/handshake.ts';
@@ -182,6 +183,32 @@ test('a node with the wrong secret is refused on both sides, logged, and gets no
   }
 });
 
+/** The membership of the raw-peer test's cluster (n0 played by raw sockets, n1, n2). */
+const MEMBERSHIP = membershipDigest(['n0', 'n1', 'n2']);
+
+test('a peer whose config lists other daemons is refused once it proved the secret, logged on both sides, and gets no payload', async (t) => {
+  const ports = await freePorts(4);
+  const members = ['n0', 'n1', 'n2'].map((id, i) => ({ id, port: ports[i] }));
+  const agree = await Promise.all([startNode('n0', ports[0], members), startNode('n1', ports[1], members)]);
+  // n2's config has one daemon more (never started): majorities would be counted over other sets
+  const n2 = await startNode('n2', ports[2], [...members, { id: 'n3', port: ports[3] }]);
+  const [n0, n1] = agree;
+  try {
+    await waitFor('the agreeing pair connected', () => n0.transport.connected().includes('n1'));
+    await waitFor('membership refusals logged on both sides', () =>
+      hasLog(n2, { level: 'warn', msg: 'peer handshake refused', reason: 'membership', peer: 'n0' }) &&
+      hasLog(n2, { level: 'warn', msg: 'peer handshake refused', reason: 'membership', peer: 'n1' }) &&
+      hasLog(n0, { level: 'warn', msg: 'peer refused our handshake', reason: 'membership', peer: 'n2' }),
+    );
+    t.false(n0.transport.send('n2', Buffer.from('data')));
+    t.deepEqual(n2.transport.connected(), []);
+    t.deepEqual(n0.transport.connected(), ['n1']);
+    t.is(n2.receivedBuffers.length, 0);
+  } finally {
+    await Promise.all([...agree, n2].map((n) => n.transport.stop()));
+  }
+});
+
 /** A hand-driven peer on a raw socket, speaking (or mangling) the protocol from the test. */
 class RawPeer {
   readonly socket: Socket;
@@ -208,8 +235,8 @@ class RawPeer {
 
 
   /** Completes the handshake as dialer `id`; returns the session keys and the next sequence number to use. */
-  async handshake(id: string, secret: Buffer) {
-    const ownHello = encodeHello(id, randomBytes(32));
+  async handshake(id: string, secret: Buffer, membership = MEMBERSHIP) {
+    const ownHello = encodeHello(id, randomBytes(32), membership);
     this.socket.write(ownHello);
     const theirHello = await waitFor('HELLO', () => this.frames.find((f) => f.type === FrameType.HELLO));
     t_assert(!('error' in decodeHello(theirHello.body)), 'the node sends a well-formed HELLO');
@@ -268,11 +295,11 @@ test('malformed, forged and replayed peer input is dropped and logged while the 
     await dropped(hugePreAuth, 'frame-too-large');
 
     const truncated = await RawPeer.open(n1.port);
-    truncated.socket.end(encodeHello('n0', randomBytes(32)).subarray(0, 20));
+    truncated.socket.end(encodeHello('n0', randomBytes(32), MEMBERSHIP).subarray(0, 20));
     await dropped(truncated, 'truncated-frame', 'peer connection dropped');
 
     const wrongVersion = await RawPeer.open(n1.port);
-    wrongVersion.socket.write(frameWith(PEER_PROTOCOL_VERSION + 1, FrameType.HELLO, encodeHello('n0', randomBytes(32)).subarray(6)));
+    wrongVersion.socket.write(frameWith(PEER_PROTOCOL_VERSION + 1, FrameType.HELLO, encodeHello('n0', randomBytes(32), MEMBERSHIP).subarray(6)));
     await dropped(wrongVersion, 'bad-version');
     t.truthy(wrongVersion.frames.find((f) => f.type === FrameType.REJECT && f.body[0] === 3), 'told bad-version in a REJECT');
 
@@ -285,7 +312,7 @@ test('malformed, forged and replayed peer input is dropped and logged while the 
     await dropped(dataFirst, 'data-before-auth');
 
     const stranger = await RawPeer.open(n1.port);
-    stranger.socket.write(encodeHello('intruder', randomBytes(32)));
+    stranger.socket.write(encodeHello('intruder', randomBytes(32), MEMBERSHIP));
     await dropped(stranger, 'unknown-id');
 
     const silent = await RawPeer.open(n1.port);
@@ -358,7 +385,7 @@ test('a silent peer is dropped at the idle timeout while heartbeats keep a quiet
   const n1 = await startNode('n1', ports[1], members, { heartbeatIntervalMs: 50, idleTimeoutMs: 300 });
   try {
     const mute = await RawPeer.open(n1.port);
-    await mute.handshake('n0', SECRET);
+    await mute.handshake('n0', SECRET, membershipDigest(['n0', 'n1']));
     await waitFor('n0 up', () => n1.transport.connected().includes('n0'));
     await waitFor('heartbeats sent to the peer', () => mute.frames.filter((f) => f.type === FrameType.PING).length >= 2);
     await waitFor('idle peer dropped', () => hasLog(n1, { msg: 'peer connection dropped', reason: 'idle-timeout', peer: 'n0' }));

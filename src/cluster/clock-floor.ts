@@ -9,12 +9,31 @@
 // floor is saved as clock + `leadUs` (one fsync every few seconds). At start
 // the clock observes the saved floor before any processor issues a timestamp.
 // The clock could only pass an unsaved floor by jumping more than
-// `leadUs - marginUs` within one check interval (a wall-clock step forward or
-// a peer far ahead; the skew bound reports the latter).
+// `leadUs - marginUs` within one check interval (a wall-clock step forward, or
+// a peer's version up to the skew bound ahead). The daemon uses
+// floorTimingFor(maxClockSkewMs): the lead must stay within the bound peers
+// enforce, or they refuse a restarted daemon's versions.
 
 import type { SharedClock } from '../store/clock.ts';
 import { wallClockUs } from '../store/clock.ts';
 import type { HardStateFile } from './hard-state.ts';
+
+/**
+ * Floor timing for a cluster whose peers refuse versions more than
+ * `maxClockSkewMs` ahead of their clocks. A restarted daemon's clock starts at
+ * the saved floor, up to `leadUs` ahead of the wall clock: a lead of 10 s had
+ * every peer refuse its new writes for seconds after each restart. So the
+ * lead stays below the bound (0.8 of it, at most 10 s), at the price of a
+ * save (one fsync of the small state file) every lead/2, checked every lead/8.
+ */
+export function floorTimingFor(maxClockSkewMs: number): { leadUs: bigint; marginUs: bigint; checkIntervalMs: number } {
+  const leadMs = Math.max(1, Math.min(10_000, Math.floor(maxClockSkewMs * 0.8)));
+  return {
+    leadUs: BigInt(leadMs) * 1000n,
+    marginUs: (BigInt(leadMs) * 1000n) / 2n,
+    checkIntervalMs: Math.max(5, Math.min(500, Math.floor(leadMs / 8))),
+  };
+}
 
 export interface ClockFloorOptions {
   leadUs?: bigint;

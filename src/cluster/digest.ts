@@ -1,5 +1,5 @@
 // Anti-entropy digests of a store: per key-hash bucket, the XOR of the hash
-// of every live row's (key, version). Shared by the replica (on the spot) and
+// of every live row's (key, version, value). Shared by the replica (on the spot) and
 // the background job (ahead of the leader's rounds).
 
 import type { Change } from '../store/store.ts';
@@ -11,7 +11,7 @@ export function computeDigests(rows: Iterable<Change>, buckets: number): number[
   for (const c of rows) {
     if (c.value === null) continue;
     const b = bucketOf(c.key, buckets);
-    values[b] = (values[b] ^ rowHash(c.key, c.timestamp, c.origin)) >>> 0;
+    values[b] = (values[b] ^ rowHash(c.key, c.timestamp, c.origin, c.value)) >>> 0;
   }
   return values;
 }

@@ -8,11 +8,7 @@
 
 import Database from 'better-sqlite3';
 import { StoreError } from '../store/store.ts';
-
-export interface HardState {
-  term: number;
-  votedFor: string | null;
-}
+import type { HardState } from './core/types.ts';
 
 export class HardStateFile {
   readonly file: string;

@@ -6,10 +6,10 @@
 
 import type { Config, DaemonConfig } from '../config/config.ts';
 import type { Logger } from '../shared/log.ts';
-import type { SharedClock } from '../store/clock.ts';
+import { wallClockUs, type SharedClock } from '../store/clock.ts';
 import type { WriterLink } from '../writer/link.ts';
 import { Store } from '../store/store.ts';
-import { ClusterNode, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Entry, type Output } from './core/index.ts';
+import { ClusterNode, InvariantError, decodeMessage, defaultCodecLimits, defaultCoreSettings, encodeMessage, entriesPerMessage, type ClusterView, type Entry, type Output } from './core/index.ts';
 import { HardStateFile } from './hard-state.ts';
 import { BackgroundJobs } from './jobs/pool.ts';
 import { SqliteReplica } from './sqlite-replica.ts';
@@ -63,7 +63,7 @@ export class ClusterMember {
   private notifyScheduled = false;
   private keyCount = 0;
   private stopped: Promise<void> | undefined;
-  /** the election state could not be saved: nothing more leaves this member */
+  /** the election state could not be saved, or the core found its state impossible: nothing more leaves this member */
   private failed = false;
   private readonly lag = new ReplicationLag();
 
@@ -98,16 +98,17 @@ export class ClusterMember {
     // tests only: a wall clock this far off, as peers see it in heartbeats
     const clockOffsetMs = config.faultInjection ? Number(process.env.KV_FAULT_CLOCK_OFFSET_MS ?? 0) || 0 : 0;
     if (clockOffsetMs !== 0) log('warn', 'fault injection: the wall clock sent to peers is offset', { clockOffsetMs });
-    const origin = config.daemons.indexOf(daemon);
-    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, origin });
+    const store = Store.open(daemon.groups[0].dbFile, { durability: config.durability, origin: daemon.origin });
     // the member exists only once the replica does; the replica's completions reach it through this
     let member: ClusterMember | undefined;
-    // digests are refreshed in the background every round; older than a few rounds (the job queue is stuck) they are recomputed on the spot
+    // digests are refreshed in the background every round (refreshDigests)
     const replica = new SqliteReplica(store, clock, writer, {
-      digestMaxAgeMs: 6 * c.antiEntropyIntervalMs,
+      antiEntropyIntervalMs: c.antiEntropyIntervalMs,
       tombstoneGraceMs: c.tombstoneGraceMs,
       onApplied: (ticket, count) => member?.applied(ticket, count),
       onFailed: (what, error) => log('warn', `replication ${what} failed; it is retried`, { error }),
+      onStreamRewound: (cursor, headSeq) =>
+        log('error', 'a peer has read this stream past its head: the data file lost changes it had served (restored from a backup?); that peer reads the whole stream again', { cursor, headSeq }),
     });
     const node = new ClusterNode({
       self: daemon.id,
@@ -131,7 +132,8 @@ export class ClusterMember {
         maxEntriesPerMessage: entriesPerMessage(c.maxPeerMessageBytes, defaultCoreSettings.maxEntriesPerMessage),
       },
       random: Math.random,
-      wallClockMs: () => Date.now() + clockOffsetMs,
+      // the versions' own time source: offsets and the bound on peers' versions are measured on what versions use
+      wallClockMs: () => Number(wallClockUs()) / 1000 + clockOffsetMs,
       nowMs: performance.now(),
     });
     const transport = new PeerTransport({
@@ -167,7 +169,7 @@ export class ClusterMember {
         return;
       }
       if (decoded.msg.type === 'changes') this.lag.onChanges(peer, decoded.msg, Date.now());
-      this.carryOut(this.node.receive(peer, decoded.msg, performance.now()));
+      this.drive(() => this.node.receive(peer, decoded.msg, performance.now()));
     });
     this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
     this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
@@ -193,7 +195,7 @@ export class ClusterMember {
 
   private step(): void {
     const now = performance.now();
-    this.carryOut(this.node.tick(now));
+    this.drive(() => this.node.tick(now));
     const reachable = this.node.reachablePeers(now);
     if (reachable !== this.reachable) {
       this.reachable = reachable;
@@ -231,8 +233,30 @@ export class ClusterMember {
     this.notifyScheduled = true;
     setImmediate(() => {
       this.notifyScheduled = false;
-      if (!this.stopped) this.carryOut(this.node.localWrite());
+      if (!this.stopped) this.drive(() => this.node.localWrite());
     });
+  }
+
+  /**
+   * Runs one call of the core and carries out its output. A core that finds
+   * its own state impossible (InvariantError) stops the daemon: nothing more
+   * leaves this member, and pm2 restarts the process from its durable state.
+   * Caught here because the transport, which delivers peer messages, keeps
+   * going after a handler error.
+   */
+  private drive(call: () => Output): void {
+    if (this.failed) return;
+    let out: Output;
+    try {
+      out = call();
+    } catch (e) {
+      if (!(e instanceof InvariantError)) throw e;
+      this.failed = true;
+      this.log('error', 'cluster core invariant violated; sending nothing more and stopping the daemon', { error: e.message, stack: e.stack });
+      this.hooks.fatal(e.message);
+      return;
+    }
+    this.carryOut(out);
   }
 
   /** Persist first, then send, then act: a vote never leaves before it is on disk. */
@@ -260,6 +284,15 @@ export class ClusterMember {
           break;
         case 'clockSkew':
           this.log('warn', 'peer clock differs beyond the configured bound', { peer: e.peer, offsetMs: e.offsetMs, maxClockSkewMs: this.config.cluster.maxClockSkewMs });
+          break;
+        case 'versionAhead':
+          this.log('warn', 'refused a version from a peer further ahead of local time than the clock-skew bound', {
+            peer: e.peer,
+            key: e.key,
+            ts: e.ts,
+            aheadMs: Math.round(e.aheadMs),
+            maxClockSkewMs: this.config.cluster.maxClockSkewMs,
+          });
           break;
         case 'keyFetched': {
           const done = this.fetches.get(e.reqId);
@@ -336,7 +369,7 @@ export class ClusterMember {
     if (this.stopped) return Promise.resolve();
     const reqId = String(this.nextFetchId++);
     const done = new Promise<void>((resolve) => this.fetches.set(reqId, resolve));
-    this.carryOut(this.node.keyMiss(key, reqId, performance.now()));
+    this.drive(() => this.node.keyMiss(key, reqId, performance.now()));
     return done;
   }
 
@@ -348,7 +381,7 @@ export class ClusterMember {
     for (let i = 0; i < keys.length; i += chunk) {
       const reqId = String(this.nextFetchId++);
       parts.push(new Promise((resolve) => this.reads.set(reqId, resolve)));
-      this.carryOut(this.node.quorumRead(keys.slice(i, i + chunk), reqId, performance.now()));
+      this.drive(() => this.node.quorumRead(keys.slice(i, i + chunk), reqId, performance.now()));
     }
     const results = await Promise.all(parts);
     if (results.some((r) => !r.ok)) return { ok: false, entries: [] };

@@ -11,13 +11,23 @@ import type { SharedClock } from '../store/clock.ts';
 import type { Change, Store } from '../store/store.ts';
 import type { WriterLink } from '../writer/link.ts';
 import { computeDigests } from './digest.ts';
-import { hashRange } from '../store/key-hash.ts';
+import { hashRange } from '../shared/key-hash.ts';
 import type { ChangePage, Entry, NodeId, Replica } from './core/types.ts';
 
 const toEntry = (c: Change): Entry => ({ key: c.key, value: c.value, ts: c.timestamp, origin: c.origin });
 
 /** Called when an apply is durable (count stored) or failed (null). */
 export type AppliedHook = (ticket: number, count: number | null) => void;
+
+/**
+ * The member refreshes the digests in the background once per anti-entropy
+ * round; a cached set older than this many rounds (the job queue is stuck) is
+ * recomputed on the spot.
+ */
+export const DIGEST_MAX_AGE_ROUNDS = 2;
+
+/** The served floor is raised this far past what is served, so it costs one sync per this many changes. */
+export const SERVED_FLOOR_LEAD = 100_000n;
 
 export class SqliteReplica implements Replica {
   private readonly store: Store;
@@ -30,6 +40,9 @@ export class SqliteReplica implements Replica {
   /** cached digests are used while younger than this */
   private readonly digestMaxAgeMs: number;
   private digests: { buckets: number; values: number[]; atMs: number } | undefined;
+  private readonly onStreamRewound: (cursor: string, headSeq: bigint) => void;
+  /** cached store.servedFloor() */
+  private servedFloor: bigint;
   /** tombstones younger than this stay even when every peer has them (a restored backup must still learn of the delete) */
   private readonly tombstoneGraceMs: number;
   /** the file's synced flag, read once */
@@ -39,15 +52,25 @@ export class SqliteReplica implements Replica {
     store: Store,
     clock: SharedClock,
     writer: WriterLink,
-    options: { digestMaxAgeMs: number; tombstoneGraceMs?: number; now?: () => number; onApplied: AppliedHook; onFailed: (what: string, error: string) => void },
+    options: {
+      antiEntropyIntervalMs: number;
+      tombstoneGraceMs?: number;
+      now?: () => number;
+      onApplied: AppliedHook;
+      onFailed: (what: string, error: string) => void;
+      /** a peer's cursor is past this stream's head: the file lost changes it had served (restored, or rolled back); the peer gets a full copy */
+      onStreamRewound?: (cursor: string, headSeq: bigint) => void;
+    },
   ) {
     this.store = store;
     this.clock = clock;
     this.writer = writer;
     this.onApplied = options.onApplied;
     this.onFailed = options.onFailed;
+    this.onStreamRewound = options.onStreamRewound ?? (() => {});
+    this.servedFloor = store.servedFloor();
     this.stream = store.streamId.toString(36);
-    this.digestMaxAgeMs = options.digestMaxAgeMs;
+    this.digestMaxAgeMs = DIGEST_MAX_AGE_ROUNDS * options.antiEntropyIntervalMs;
     this.now = options.now ?? Date.now;
     this.tombstoneGraceMs = options.tombstoneGraceMs ?? 0;
   }
@@ -95,11 +118,22 @@ export class SqliteReplica implements Replica {
   }
 
   changesSince(cursor: string | null, limit: number): ChangePage {
-    const { seq: after, acked } = this.parse(cursor);
+    let { seq: after, acked } = this.parse(cursor);
+    if (after > this.store.headSeq()) {
+      // seqs the reader has were lost here and will be reused: it must read everything again
+      this.onStreamRewound(cursor!, this.store.headSeq());
+      after = 0n;
+      acked = 0n;
+    }
     const rows = this.store.changesSince(after, limit + 1);
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const last = rows.length > 0 ? rows[rows.length - 1].seq : after;
+    if (last > this.servedFloor) {
+      // nothing is served above the durable floor: after a power loss the head restarts above it
+      if (!this.store.raiseServedFloor(last + SERVED_FLOOR_LEAD)) return { entries: [], cursor: `${this.stream}:${after}:${acked}`, more: false };
+      this.servedFloor = last + SERVED_FLOOR_LEAD;
+    }
     // a complete page leaves the reader with every row as of now (a row that moved past a partial page's end did not reach it)
     return { entries: rows.map(toEntry), cursor: `${this.stream}:${last}:${more ? acked : last}`, more };
   }
@@ -123,6 +157,10 @@ export class SqliteReplica implements Replica {
 
   cursorFor(peer: NodeId): string | null {
     return this.store.peerCursor(peer) ?? null;
+  }
+
+  durableCursorFor(peer: NodeId): string | null {
+    return this.store.syncToDisk() ? this.cursorFor(peer) : null;
   }
 
   purgeTombstones(ackedCursors: (string | null)[]): number {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { originOf } from '../shared/origin.ts';
 
 export type Durability = 'full' | 'normal';
 
@@ -18,6 +19,8 @@ export interface GroupConfig {
 
 export interface DaemonConfig {
   id: string;
+  /** written with this daemon's versions (tie-break of equal timestamps): originOf(id), unique in the config */
+  origin: number;
   /** address the client and peer ports listen on */
   host: string;
   peerPort: number;
@@ -347,8 +350,16 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     const stateFile = resolve(baseDir, str(d, 'stateFile', path, resolve(dirname(groups[0].dbFile), `${id}.cluster.sqlite`)));
     if (dbFiles.has(stateFile)) throw new ConfigError(`${path}.stateFile ${stateFile} is used by another daemon or group`);
     dbFiles.add(stateFile);
-    return { id, host, peerPort, adminPort, metricsPort, metricsHost, groups, stateFile };
+    return { id, host, peerPort, adminPort, metricsPort, metricsHost, groups, stateFile, origin: originOf(id) };
   });
+  const byOrigin = new Map<number, string>();
+  for (const d of daemons) {
+    const other = byOrigin.get(d.origin);
+    if (other !== undefined) {
+      throw new ConfigError(`config.daemons: ids ${JSON.stringify(other)} and ${JSON.stringify(d.id)} hash to one origin (${d.origin}), the tie-break of concurrent writes; rename one`);
+    }
+    byOrigin.set(d.origin, d.id);
+  }
 
   const l = section(raw, 'limits');
   checkKeys(l, 'config.limits', Object.keys(defaultLimits));

@@ -16,7 +16,7 @@
 // outstanding goes to the least loaded daemon instead (unless written
 // recently); a request without a key (CHK, GET_LAST_TS, ...) always does.
 
-import { fnv1a } from '../store/key-hash.ts';
+import { fnv1a } from '../shared/key-hash.ts';
 
 export interface RouterOptions {
   /** a daemon that came back is preferred again only after it has been up this long */

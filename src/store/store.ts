@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Durability } from '../config/config.ts';
-import { fnv1a } from './key-hash.ts';
+import { fnv1a } from '../shared/key-hash.ts';
 
 export interface Versioned {
   value: Buffer;
@@ -53,6 +53,8 @@ export interface StoreOptions {
    * deletes never pile up. Default true.
    */
   keepTombstones?: boolean;
+  /** the stream id a new file gets (default: random); deterministic simulations set it */
+  newStreamId?: bigint;
   /** after each committed write transaction: how many writes it held and how long COMMIT (the fsync in "full") took */
   onCommit?: (writes: number, commitSeconds: number) => void;
 }
@@ -83,6 +85,7 @@ CREATE TABLE IF NOT EXISTS data_store (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('seq', 0);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('served_floor', 0);
 `;
 
 /** After the tables (and the khash upgrade of an older file). */
@@ -92,6 +95,20 @@ CREATE INDEX IF NOT EXISTS data_store_live_ts ON data_store(timestamp) WHERE del
 CREATE INDEX IF NOT EXISTS data_store_khash ON data_store(khash, key);
 CREATE INDEX IF NOT EXISTS data_store_tombstones ON data_store(seq) WHERE deleted = 1;
 `;
+
+/**
+ * The stream's head must never go back below a seq a peer may have read:
+ * peers resume after their cursor, so writes that reused those seqs would
+ * never reach them. With durability normal a power loss rolls back the last
+ * commits, head included; the served floor (durable before any change above
+ * it is served, see raiseServedFloor) is above every seq ever served, so the
+ * head jumps to it at open and new writes are numbered past anything served.
+ */
+function skipServedSeqs(db: Database.Database): void {
+  const value = (name: string) => (db.prepare('SELECT value FROM meta WHERE name = ?').safeIntegers(true).get(name) as { value: bigint }).value;
+  if (value('seq') >= value('served_floor')) return;
+  db.transaction(() => db.prepare("UPDATE meta SET value = max(value, (SELECT value FROM meta WHERE name = 'served_floor')) WHERE name = 'seq'").run()).immediate();
+}
 
 /** A file from before the key-hash column gets it, filled in one transaction. */
 function addKeyHash(db: Database.Database): void {
@@ -128,6 +145,9 @@ const toChange = (r: ChangeRow): Change => ({
   seq: r.seq,
 });
 
+/** Read-cache mark of a key that has no row at all (as opposed to a tombstone). */
+const UNSEEN = Symbol('unseen');
+
 export class Store {
   readonly file: string;
   private readonly db: Database.Database;
@@ -158,10 +178,11 @@ export class Store {
   private writesInTransaction = 0;
   private readonly onCommit: StoreOptions['onCommit'];
 
+  private readonly durability: Durability;
   private readonly keepTombstones: boolean;
   private readonly deleteRow: Database.Statement<[string]>;
-  /** key → its live value, or null when known absent */
-  private readonly cache: Map<string, Versioned | null> | undefined;
+  /** key → its live value, null when deleted (a tombstone), UNSEEN when it has no row; valid for `cachedDataVersion` */
+  private readonly cache: Map<string, Versioned | null | typeof UNSEEN> | undefined;
   private readonly cacheLimit: number;
   private readonly maxStoreBytes: number;
   private readonly countTombstones: Database.Statement<[bigint], { n: number }>;
@@ -173,6 +194,7 @@ export class Store {
     this.db = db;
     this.origin = BigInt(origin);
     this.maxStoreBytes = options.maxStoreBytes ?? 0;
+    this.durability = options.durability;
     this.keepTombstones = options.keepTombstones ?? true;
     this.onCommit = options.onCommit;
     this.deleteRow = db.prepare('DELETE FROM data_store WHERE key = ?');
@@ -211,7 +233,7 @@ export class Store {
     }
     // a new file may be standing in for one that was lost: not synced until the cluster says so (files from before this flag are)
     db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('synced', ?)").run(created ? 0 : 1);
-    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
+    db.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES ('stream', ?)").run(options.newStreamId ?? randomBytes(8).readBigInt64BE() & 0x3fffffffffffffffn);
     this.streamId = (db.prepare("SELECT value FROM meta WHERE name = 'stream'").safeIntegers(true).get() as { value: bigint }).value;
   }
 
@@ -236,6 +258,7 @@ export class Store {
       db.exec(SCHEMA);
       addKeyHash(db);
       db.exec(INDEXES);
+      skipServedSeqs(db);
       db.prepare('SELECT count(*) FROM data_store WHERE rowid = 1').get();
       return new Store(file, db, options.origin ?? 0, options, created);
     } catch (e) {
@@ -266,13 +289,22 @@ export class Store {
   }
 
   get(key: string): Versioned | undefined {
+    return this.read(key) ?? undefined;
+  }
+
+  /**
+   * The live value of `key`; null when the key is deleted here (a
+   * tombstone: an answer, nothing to fetch); undefined when this store has
+   * no row for it (in a cluster: not received yet).
+   */
+  read(key: string): Versioned | null | undefined {
     const cached = this.cache?.get(key);
-    if (cached !== undefined) return cached ?? undefined;
+    if (cached !== undefined) return cached === UNSEEN ? undefined : cached;
     const row = this.selectRow.get(key);
-    const found = !row || row.deleted !== 0n ? undefined : { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
+    const found = !row ? undefined : row.deleted !== 0n ? null : { value: row.value ?? Buffer.alloc(0), timestamp: row.timestamp };
     if (this.cache) {
       if (this.cache.size >= this.cacheLimit) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, found ?? null);
+      this.cache.set(key, found === undefined ? UNSEEN : found);
     }
     return found;
   }
@@ -375,8 +407,11 @@ export class Store {
 
   /** Synced: this file holds every write this daemon acknowledged (see the cluster's quorum reads). */
   isSynced(): boolean {
-    return (this.db.prepare("SELECT value FROM meta WHERE name = 'synced'").get() as { value: number } | undefined)?.value === 1;
+    // asked on every quorum read: prepared once
+    this.selectSynced ??= this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'synced'");
+    return this.selectSynced.get()?.value === 1;
   }
+  private selectSynced: Database.Statement<[], { value: number }> | undefined;
 
   /** Inside writeBatch. */
   setSynced(): void {
@@ -386,6 +421,34 @@ export class Store {
   /** Seq of the newest change in this file's stream. */
   headSeq(): bigint {
     return this.selectSeq.get()!.value;
+  }
+
+  /**
+   * Makes every transaction committed so far durable. Durability full: they
+   * are (each commit fsyncs). Normal: a FULL checkpoint copies the WAL into
+   * the database file and fsyncs both (SQLite syncs the WAL before and the
+   * file after a checkpoint). False when readers or writers kept the
+   * checkpoint from completing within the busy timeout.
+   */
+  syncToDisk(): boolean {
+    if (this.durability === 'full') return true;
+    try {
+      const [r] = this.db.pragma('wal_checkpoint(FULL)') as { busy: number; log: number; checkpointed: number }[];
+      return r.busy === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Every seq this stream has served (or may have) is at or below this. */
+  servedFloor(): bigint {
+    return (this.db.prepare("SELECT value FROM meta WHERE name = 'served_floor'").safeIntegers(true).get() as { value: bigint }).value;
+  }
+
+  /** Raises the served floor to `seq`, durably (see skipServedSeqs); false if it could not be made durable. */
+  raiseServedFloor(seq: bigint): boolean {
+    this.writeBatch(() => this.db.prepare("UPDATE meta SET value = max(value, ?) WHERE name = 'served_floor'").run(seq));
+    return this.syncToDisk();
   }
 
   /** Changes (live rows and tombstones) after `afterSeq`, in stream order. */

@@ -106,7 +106,7 @@ export interface GroupEvents {
 export class ProcessorGroup {
   readonly group: GroupConfig;
   private readonly daemon: DaemonConfig;
-  private readonly daemonIndex: number;
+  private readonly origin: number;
   private readonly config: Config;
   private readonly clock: SharedArrayBuffer;
   /** the writer's commit number, read by the processors to keep their read caches current (survives writer restarts) */
@@ -143,7 +143,7 @@ export class ProcessorGroup {
   constructor(config: Config, daemon: DaemonConfig, group: GroupConfig, clock: SharedArrayBuffer, log: Logger, events: GroupEvents) {
     this.config = config;
     this.daemon = daemon;
-    this.daemonIndex = config.daemons.indexOf(daemon);
+    this.origin = daemon.origin;
     this.group = group;
     this.clock = clock;
     this.log = log;
@@ -201,7 +201,7 @@ export class ProcessorGroup {
     this.liveMetrics.add(metrics);
     const data: WriterData = {
       daemonId: this.daemon.id,
-      daemonIndex: this.daemonIndex,
+      origin: this.origin,
       dbFile: this.group.dbFile,
       durability: this.config.durability,
       maxStoreBytes: this.config.limits.maxStoreBytes,
@@ -317,7 +317,7 @@ export class ProcessorGroup {
     const channels = this.writerChannels(slot);
     const data: ProcessorData = {
       daemonId: this.daemon.id,
-      daemonIndex: this.daemonIndex,
+      origin: this.origin,
       host: this.daemon.host,
       port: this.group.port,
       dbFile: this.group.dbFile,

@@ -8,7 +8,7 @@ import type { Server as HttpServer } from 'node:http';
 import { hasRemoteAdmin, type Config, type DaemonConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
 import { SharedClock } from '../store/clock.ts';
-import { ClockFloor } from '../cluster/clock-floor.ts';
+import { ClockFloor, floorTimingFor } from '../cluster/clock-floor.ts';
 import { HardStateFile } from '../cluster/hard-state.ts';
 import { ProcessorGroup, type GroupEvents, type GroupStatus } from './group.ts';
 import { ClusterMember } from '../cluster/member.ts';
@@ -91,6 +91,7 @@ export class Supervisor {
       this.hardState = HardStateFile.open(this.daemon.stateFile);
       try {
         this.clockFloor = new ClockFloor(this.hardState, this.clock, {
+          ...floorTimingFor(this.config.cluster.maxClockSkewMs),
           onSaveFailed: (e) => this.events.onGiveUp(`cannot raise the clock floor: ${e.message}`),
         });
       } catch (e) {

@@ -8,8 +8,8 @@ import type { Durability, Limits } from '../config/config.ts';
 
 export interface ProcessorData {
   daemonId: string;
-  /** small integer id of the daemon, written as the origin of local writes */
-  daemonIndex: number;
+  /** the daemon's origin (config: originOf(id)), written with local writes */
+  origin: number;
   host: string;
   port: number;
   dbFile: string;

@@ -40,7 +40,7 @@ export interface HandlerEnv {
   store: Store;
   /** called for a SHUT_DOWN that passed validation; returns the error to reply, or 0 to accept */
   shutdown: (req: Request) => ErrorCodeNumber | 0;
-  /** called for a GET of a key this store does not have (cluster mode) */
+  /** called for a GET of a key this store has no row for, not even a tombstone (cluster mode) */
   onKeyMiss?: (key: string, readThrough: boolean) => void;
 }
 
@@ -79,15 +79,16 @@ function timestampReply(id: bigint, key: string, ts: bigint | undefined): FrameF
   return ts === undefined ? { id, command: Command.NO_VAL, key } : { id, command: Command.OK, key, valueTimestamp: ts };
 }
 
-function getReply(env: HandlerEnv, req: Request, v: { value: Uint8Array; timestamp: bigint } | undefined): FrameFields {
+/** `v`: the row's live value, null for a tombstone (an answer: no fetch), undefined when the key has no row here. */
+function getReply(env: HandlerEnv, req: Request, v: { value: Uint8Array; timestamp: bigint } | null | undefined): FrameFields {
   const f = req.frame;
-  // a quorum read (level MAJORITY) asks the cluster anyway
-  if (!v && env.onKeyMiss && (req.level ?? 1) === 1) {
+  // only a key without any row may still be on its way from a peer; a quorum read (level MAJORITY) asks the cluster anyway
+  if (v === undefined && env.onKeyMiss && (req.level ?? 1) === 1) {
     const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
     env.onKeyMiss(f.key, readThrough);
     if (readThrough) req.awaitKey = f.key;
   }
-  return found(f.id, f.key, v);
+  return found(f.id, f.key, v ?? undefined);
 }
 
 /** Answers a request on this thread (everything but writes). */
@@ -99,7 +100,7 @@ export function executeLocal(env: HandlerEnv, req: Request): FrameFields {
   const { store } = env;
   switch (f.command) {
     case Command.GET:
-      return getReply(env, req, store.get(f.key));
+      return getReply(env, req, store.read(f.key));
     case Command.PUT:
     case Command.DEL:
       throw new Error('a write must go to the writer (invariant)');

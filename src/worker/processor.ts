@@ -63,7 +63,7 @@ const store = Store.open(data.dbFile, {
   readCacheEntries: data.limits.readCacheEntries,
   keepTombstones: data.keepTombstones,
   durability: data.durability,
-  origin: data.daemonIndex,
+  origin: data.origin,
 });
 const writer = new WriterLink(data.writerWaitMs);
 const consistency = data.consistency ? new Consistency(data.consistency, send) : null;

@@ -10,8 +10,8 @@ import type { Entry } from '../cluster/core/types.ts';
 
 export interface WriterData {
   daemonId: string;
-  /** small integer id of the daemon, written as the origin of local writes */
-  daemonIndex: number;
+  /** the daemon's origin (a hash of its id), written as the origin of local writes */
+  origin: number;
   dbFile: string;
   durability: Durability;
   maxStoreBytes: number;

@@ -33,7 +33,7 @@ const store = Store.open(data.dbFile, {
   // full: this thread syncs the WAL after each commit, off the event loop
   durability: 'normal',
   maxStoreBytes: data.maxStoreBytes,
-  origin: data.daemonIndex,
+  origin: data.origin,
   keepTombstones: data.keepTombstones,
 });
 const clock = new SharedClock(data.clock);

@@ -1,8 +1,10 @@
 // Deterministic simulator of the cluster core: N ClusterNodes over a virtual
 // network that drops, delays, reorders, duplicates and partitions messages,
 // with crashes (restart from persisted state only: hard state + replica),
-// data-file loss, per-node clock offsets, random client writes and key
-// misses. One seed drives everything, so a failing seed replays exactly.
+// data-file loss, per-node clock offsets, random client writes and reads
+// (a read of a key without a row is a key miss). Each node's data is the
+// daemon's own code (SimReplica: the real store, replica and request handler
+// on SQLite in memory). One seed drives everything, so a failing seed replays exactly.
 // Invariants are checked as the run goes (SimViolation); `run()` ends with a
 // healed network and checks convergence.
 
@@ -17,7 +19,8 @@ import {
   type HardState,
   type Output,
 } from '../../src/cluster/core/index.ts';
-import { MemoryReplica } from './memory-replica.ts';
+import { SimReplica } from './sim-replica.ts';
+import { originOf } from '../../src/shared/origin.ts';
 
 export class SimViolation extends Error {
   constructor(what: string) {
@@ -122,7 +125,7 @@ interface SimNode {
   clockDriftPpm: number;
   /** durable */
   hard: HardState;
-  replica: MemoryReplica;
+  replica: SimReplica;
   /** volatile: null while crashed */
   core: ClusterNode | null;
   downUntilMs: number;
@@ -136,6 +139,8 @@ interface SimNode {
   /** per key: the highest version this replica ever held (invariant checks) */
   everHeld: Map<string, Entry>;
   pendingMisses: Map<string, number>;
+  /** the member's background digest refresh: next run, on the node's clock */
+  nextDigestRefreshMs: number;
   /** client writes waiting for a majority: acknowledged when the node's majority position reaches `seq` */
   pendingWrites: PendingWrite[];
   /** quorum reads in flight: reqId → what they must return at least */
@@ -221,18 +226,21 @@ export class Simulation {
       const node: SimNode = {
         id,
         index: i,
-        clockOffsetMs: this.rng.int(-300, 300),
+        // within the stated bound (maxClockSkewMs 200 between any two, with room for the HLC's µs steps): a clock beyond it is refused, by design
+        clockOffsetMs: this.rng.int(-95, 95),
         clockDriftPpm: this.rng.int(-simSettings.maxClockDriftPpm! / 2, simSettings.maxClockDriftPpm! / 2),
         hard: { term: 0, votedFor: null },
-        replica: this.newReplica(i, 0n),
+        replica: undefined as unknown as SimReplica,
         clockFloorTs: 0n,
         core: null,
         downUntilMs: 0,
         everHeld: new Map(),
         pendingMisses: new Map(),
+        nextDigestRefreshMs: 0,
         pendingWrites: [],
         pendingReads: new Map(),
       };
+      node.replica = this.newReplica(node);
       this.watch(node);
       this.nodes.push(node);
       this.group.set(id, 0);
@@ -240,7 +248,16 @@ export class Simulation {
     }
   }
 
+  /** Runs the schedule and closes the nodes' databases. */
   run(): SimResult {
+    try {
+      return this.schedule();
+    } finally {
+      this.close();
+    }
+  }
+
+  private schedule(): SimResult {
     for (let i = 0; i < this.opts.chaosSteps; i++) this.advance();
     this.heal();
     for (let i = 0; i < this.opts.maxHealSteps; i++) {
@@ -265,9 +282,20 @@ export class Simulation {
     throw new SimViolation(`step ${this.step} (t=${this.nowMs}ms): ${what}`);
   }
 
-  private newReplica(index: number, clockFloorTs: bigint): MemoryReplica {
-    const stream = Math.floor(this.rng.next() * 2 ** 32).toString(16);
-    return new MemoryReplica(stream, index, clockFloorTs);
+  /** Closes every node's in-memory database. */
+  close(): void {
+    for (const n of this.nodes) n.replica.close();
+  }
+
+  private newReplica(node: SimNode): SimReplica {
+    return new SimReplica({
+      streamId: BigInt(Math.floor(this.rng.next() * 2 ** 32)),
+      origin: originOf(node.id),
+      wallClockUs: () => BigInt(Math.floor(this.clockOf(node) * 1000)),
+      nowMs: () => this.clockOf(node),
+      antiEntropyIntervalMs: simSettings.antiEntropyIntervalMs!,
+      clockFloorTs: node.clockFloorTs,
+    });
   }
 
   /** Every row change is checked: versions only go up, nothing comes back below what was held. */
@@ -292,6 +320,8 @@ export class Simulation {
     node.pendingMisses.clear();
     // a fresh core has its own tickets: completions meant for the crashed one are not its
     node.replica.completed = [];
+    node.replica.restart(node.clockFloorTs);
+    node.nextDigestRefreshMs = this.clockOf(node) + simSettings.antiEntropyIntervalMs!;
     node.core = new ClusterNode({
       self: node.id,
       members: this.members,
@@ -315,12 +345,18 @@ export class Simulation {
     // the applies of the previous step are durable now: report them (a writer thread answers later, not at once)
     for (const n of this.nodes) {
       if (!n.core) continue;
+      n.replica.runWriter();
       const done = n.replica.completed;
       n.replica.completed = [];
       for (const c of done) if (n.core) this.handle(n, n.core.applied(c.ticket, c.count, this.clockOf(n)));
     }
     this.deliver();
     for (const n of this.nodes) if (n.core) this.handle(n, n.core.tick(this.clockOf(n)));
+    for (const n of this.nodes) {
+      if (!n.core || this.clockOf(n) < n.nextDigestRefreshMs) continue;
+      n.nextDigestRefreshMs += simSettings.antiEntropyIntervalMs!;
+      n.replica.refreshDigests(simSettings.antiEntropyBuckets!);
+    }
     if (this.chaos) this.chaosActions();
     else for (const n of this.nodes) if (!n.core) this.start(n);
     this.checkLeaders();
@@ -395,7 +431,7 @@ export class Simulation {
   private chaosActions(): void {
     const live = this.nodes.filter((n) => n.core);
     if (live.length > 0 && this.rng.chance(0.3)) this.clientWrite(this.rng.pick(live));
-    if (live.length > 0 && this.rng.chance(0.03)) this.keyMiss(this.rng.pick(live));
+    if (live.length > 0 && this.rng.chance(0.05)) this.localGet(this.rng.pick(live));
     if (live.length > 0 && this.rng.chance(0.2)) this.clientRead(this.rng.pick(live));
     if (live.length > 0 && this.rng.chance(0.02)) this.crash(this.rng.pick(live));
     for (const n of this.nodes) if (!n.core && this.nowMs >= n.downUntilMs) this.start(n);
@@ -405,9 +441,7 @@ export class Simulation {
 
   private clientWrite(node: SimNode): void {
     const key = this.rng.pick(this.keys);
-    const wallUs = BigInt(Math.floor(this.clockOf(node))) * 1000n + BigInt(this.rng.int(0, 999));
-    const entry = this.rng.chance(0.3) ? node.replica.del(key, wallUs) : node.replica.put(key, Uint8Array.of(this.rng.int(0, 255), node.index), wallUs);
-    if (!entry) return;
+    const entry = this.rng.chance(0.3) ? node.replica.del(key) : node.replica.put(key, Uint8Array.of(this.rng.int(0, 255), node.index));
     this.stats.writes++;
     this.written.push(entry);
     node.pendingWrites.push({ entry, seq: node.replica.headSeq, sentTo: new Set() });
@@ -475,11 +509,15 @@ export class Simulation {
     }
   }
 
-  private keyMiss(node: SimNode): void {
+  /** A client GET at level ONE, through the handler; a key this replica has no row for (not even a tombstone) is reported to the core. */
+  private localGet(node: SimNode): void {
     const key = this.rng.pick(this.keys);
-    const reqId = `m${++this.missCounter}`;
-    node.pendingMisses.set(reqId, this.step);
-    this.handle(node, node.core!.keyMiss(key, reqId, this.clockOf(node)));
+    node.replica.read(key, (missed) => {
+      if (node.replica.get(missed) !== undefined) this.fail(`${node.id}: a GET of ${missed}, which has a row here, started a key fetch`);
+      const reqId = `m${++this.missCounter}`;
+      node.pendingMisses.set(reqId, this.step);
+      this.handle(node, node.core!.keyMiss(missed, reqId, this.clockOf(node)));
+    });
   }
 
   private crash(node: SimNode, downMs = this.rng.int(5, 300)): void {
@@ -499,7 +537,8 @@ export class Simulation {
     this.stats.wipes++;
     this.log(() => `${node.id} loses its data file`);
     node.replica.observer = null;
-    node.replica = this.newReplica(node.index, node.clockFloorTs);
+    node.replica.close();
+    node.replica = this.newReplica(node);
     node.everHeld = new Map();
     this.watch(node);
     // G2 holds while the other replicas hold what they acknowledged: none of them is re-copying after a loss of its own

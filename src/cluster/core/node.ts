@@ -27,13 +27,24 @@ export interface ClusterNodeOptions {
   settings?: Partial<CoreSettings>;
   /** uniform in [0, 1): election timeouts and request-id starts */
   random: () => number;
-  /** the daemon's wall clock in ms, only for clock-offset estimates */
+  /**
+   * The daemon's wall clock in ms: the same source as its versions' physical
+   * part. For clock-offset estimates and the bound on versions from peers.
+   */
   wallClockMs: () => number;
   /** the clock of tick/receive at construction (monotonic ms) */
   nowMs: number;
 }
 
 const VOTING_TYPES = new Set<Message['type']>(['preVote', 'preVoteReply', 'vote', 'voteReply']);
+/**
+ * Answers that carry data for one of this node's requests. Pulls, purge
+ * rounds, bucket fetches and key queries do not depend on leadership, and
+ * their request ids already fence stale answers, so one sent in a lower term
+ * is still used: dropping it would stall that pull for a pull timeout after
+ * every election.
+ */
+const DATA_REPLY_TYPES = new Set<Message['type']>(['changes', 'cursorReply', 'bucketEntries', 'hasKey']);
 
 export class ClusterNode {
   readonly self: NodeId;
@@ -126,11 +137,17 @@ export class ClusterNode {
       return out.out;
     }
     if (msg.type === 'readReply') {
-      this.quorum.receiveReply(from, msg, out);
+      const bounded = this.withinClockBound(from, msg, out);
+      if (bounded?.type === 'readReply') this.quorum.receiveReply(from, bounded, out);
       return out.out;
     }
     if (VOTING_TYPES.has(msg.type)) {
       this.election.receiveVoting(msg, nowMs, out);
+      return out.out;
+    }
+    if (msg.term < this.term && DATA_REPLY_TYPES.has(msg.type)) {
+      const bounded = this.withinClockBound(from, msg, out);
+      if (bounded) this.replication.receive(from, bounded, nowMs, out, this.election);
       return out.out;
     }
     if (!this.election.observeTerm(msg, nowMs, out, REQUEST_TYPES.has(msg.type))) return out.out;
@@ -152,8 +169,10 @@ export class ClusterNode {
       case 'retryGroups':
         if (from === this.leaderId) out.event({ type: 'retryGroups', groups: msg.groups });
         break;
-      default:
-        this.replication.receive(from, msg, nowMs, out, this.election);
+      default: {
+        const bounded = this.withinClockBound(from, msg, out);
+        if (bounded) this.replication.receive(from, bounded, nowMs, out, this.election);
+      }
     }
     return out.out;
   }
@@ -169,6 +188,30 @@ export class ClusterNode {
   unpulledBy(peer: NodeId): number | null {
     const cursor = this.replication.pulledCursors.get(peer);
     return cursor === undefined ? null : this.replica.pendingChanges(cursor);
+  }
+
+  /**
+   * CockroachDB's max-offset rule: a version further ahead of local time than
+   * maxClockSkewMs comes from a clock beyond the bound (or from a version it
+   * made), and applying it would drag this daemon's clock and versions
+   * forward. A page of changes holding one is dropped whole (the pull is sent
+   * again after pullTimeoutMs and applies once local time has caught up, so
+   * the stream keeps its order); bucket entries, key answers and quorum-read
+   * answers lose just those entries. Each refused version is reported.
+   */
+  private withinClockBound(from: NodeId, msg: Message, out: Outbox): Message | null {
+    if (msg.type !== 'changes' && msg.type !== 'bucketEntries' && msg.type !== 'hasKey' && msg.type !== 'readReply') return msg;
+    const entries = msg.type === 'hasKey' ? (msg.entry ? [msg.entry] : []) : msg.type === 'readReply' ? msg.entries.filter((e) => e !== null) : msg.entries;
+    const nowMs = this.wallClockMs();
+    const limitUs = BigInt(Math.floor((nowMs + this.settings.maxClockSkewMs) * 1000));
+    const ahead = entries.filter((e) => e.ts > limitUs);
+    if (ahead.length === 0) return msg;
+    for (const e of ahead) out.event({ type: 'versionAhead', peer: from, key: e.key, ts: e.ts, aheadMs: Number(e.ts) / 1000 - nowMs });
+    if (msg.type === 'changes') return null;
+    if (msg.type === 'hasKey') return { ...msg, entry: null };
+    // a quorum read counts the answer, without the refused rows (it read repairs with what it gets)
+    if (msg.type === 'readReply') return { ...msg, entries: msg.entries.map((e) => (e !== null && e.ts > limitUs ? null : e)) };
+    return { ...msg, entries: msg.entries.filter((e) => e.ts <= limitUs) };
   }
 
   /** The shell committed local writes: peers are told to pull now (call once per commit batch). */

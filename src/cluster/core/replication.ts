@@ -15,7 +15,11 @@
 //   a purge voids every request issued before it: an answer built before a
 //   peer had the tombstone can then never resurrect the purged key.
 // - Anti-entropy (leader): compare bucket digests with each follower; for
-//   differing buckets both sides fetch the other's rows (LWW apply).
+//   differing buckets both sides fetch the other's rows (LWW apply). At most
+//   maxRepairBucketsPerRound a round, taken round-robin from where the last
+//   round stopped, so a differing bucket is repaired within
+//   ceil(buckets / maxRepairBucketsPerRound) rounds even while writes keep
+//   other buckets differing.
 // - Key miss: ask the leader; the leader answers from its replica or asks the
 //   followers. One query per key, at most maxPendingKeyFetches at once.
 
@@ -89,6 +93,8 @@ export class Replication implements RequestIds {
   private purgeRound: { reqId: number; cursors: Map<NodeId, string | null> } | null = null;
   private nextAntiEntropyAtMs: number;
   private readonly digestRequests = new Map<number, { peer: NodeId; atMs: number }>();
+  /** per follower: the bucket the next anti-entropy comparison starts at (round-robin) */
+  private readonly repairFrom = new Map<NodeId, number>();
   private readonly bucketFetches = new Map<number, BucketFetch>();
   private readonly queriesByKey = new Map<string, KeyQuery>();
   private readonly queriesByReq = new Map<number, KeyQuery>();
@@ -209,7 +215,8 @@ export class Replication implements RequestIds {
         return;
       }
       case 'cursorRequest':
-        out.send(from, { type: 'cursorReply', reqId: msg.reqId, cursor: this.replica.cursorFor(from) });
+        // the asker purges on this answer: it must not roll back with a power loss here
+        out.send(from, { type: 'cursorReply', reqId: msg.reqId, cursor: this.replica.durableCursorFor(from) });
         return;
       case 'cursorReply': {
         const round = this.purgeRound;
@@ -251,10 +258,13 @@ export class Replication implements RequestIds {
         if (msg.digests.length !== buckets) return;
         const mine = this.replica.bucketDigests(buckets);
         const differing: number[] = [];
-        for (let b = 0; b < buckets && differing.length < this.settings.maxRepairBucketsPerRound; b++) {
+        const start = (this.repairFrom.get(from) ?? 0) % buckets;
+        for (let i = 0; i < buckets && differing.length < this.settings.maxRepairBucketsPerRound; i++) {
+          const b = (start + i) % buckets;
           if (mine[b] !== msg.digests[b]) differing.push(b);
         }
         if (differing.length === 0) return;
+        this.repairFrom.set(from, (differing[differing.length - 1] + 1) % buckets);
         for (const b of differing) this.fetchBucket(from, b, buckets, null, nowMs, out);
         out.send(from, { type: 'repairHint', buckets, bucketList: differing });
         return;

@@ -2,7 +2,7 @@
 // port the core reads and writes data through, the hard state the shell must
 // persist, the events the core reports and the core's settings.
 
-import { bucketOfHash, fnv1a } from '../../store/key-hash.ts';
+import { bucketOfHash, fnv1a, fnv1aBytes } from '../../shared/key-hash.ts';
 
 /** A daemon id from the config (`daemons[].id`). */
 export type NodeId = string;
@@ -84,6 +84,12 @@ export interface Replica {
   /** The persisted read position in `peer`'s stream (null = nothing read yet). */
   cursorFor(peer: NodeId): string | null;
   /**
+   * The same, made durable on disk first even where commits are not fsynced
+   * (durability normal): a peer purges tombstones on this answer, so it must
+   * survive a power loss here. Null when it cannot be made durable now.
+   */
+  durableCursorFor(peer: NodeId): string | null;
+  /**
    * Removes tombstones of this replica's own stream that every cursor in
    * `ackedCursors` is past. A null or foreign-stream cursor is past nothing,
    * so nothing is purged. Returns how many it removes; the removal is ordered
@@ -95,7 +101,7 @@ export interface Replica {
   pendingChanges(cursor: string | null): number;
   /**
    * One 32-bit digest per key-hash bucket (bucketOf(key, buckets)), over the
-   * LIVE rows only (key, ts, origin): tombstones do not count, so a purged
+   * LIVE rows only (key, ts, origin, value): tombstones do not count, so a purged
    * tombstone does not make two replicas differ.
    */
   bucketDigests(buckets: number): number[];
@@ -132,6 +138,8 @@ export interface DaemonStatus {
 export type ClusterEvent =
   | { type: 'role'; role: Role; term: number; leaderId: NodeId | null }
   | { type: 'clockSkew'; peer: NodeId; offsetMs: number }
+  /** a peer sent a version further ahead of local time than maxClockSkewMs: refused (not applied) */
+  | { type: 'versionAhead'; peer: NodeId; key: string; ts: bigint; aheadMs: number }
   | { type: 'keyFetched'; reqId: string; key: string; entry: Entry | null }
   | { type: 'retryGroups'; groups: string[] }
   | { type: 'purged'; tombstones: number }
@@ -161,6 +169,12 @@ export interface CoreSettings {
   maxRepairBucketsPerRound: number;
   /** the node tries to purge acknowledged tombstones this often */
   purgeIntervalMs: number;
+  /**
+   * Bound on the offset between daemons' clocks: a version from a peer more
+   * than this ahead of local wall-clock time is refused (not applied, not
+   * observed by the clock), so one fast clock cannot drag every version
+   * forward and win every conflict. Also flags skewed peers in the view.
+   */
   maxClockSkewMs: number;
   /** a key fetch without an answer by then reports null */
   keyFetchTimeoutMs: number;
@@ -212,9 +226,13 @@ export function bucketOf(key: string, buckets: number): number {
   return bucketOfHash(fnv1a(key), buckets);
 }
 
-/** The digest contribution of one live row; a bucket's digest is the XOR of its rows'. */
-export function rowHash(key: string, ts: bigint, origin: number): number {
-  return fnv1a(`${key}\u0000${ts}\u0000${origin}`);
+/**
+ * The digest contribution of one live row; a bucket's digest is the XOR of
+ * its rows'. The value counts too: two replicas holding different values
+ * under one version must not look alike.
+ */
+export function rowHash(key: string, ts: bigint, origin: number, value: Uint8Array): number {
+  return fnv1aBytes(value, fnv1a(`${key}\u0000${ts}\u0000${origin}\u0000`));
 }
 
 /** Thrown when the core finds its own state impossible: stop loudly rather than corrupt data. */

@@ -27,6 +27,8 @@ import type { TransportLogger } from './options.ts';
 
 export interface ConnectionSettings {
   selfId: string;
+  /** membershipDigest of this daemon's config; a peer whose HELLO carries another is refused */
+  membership: Buffer;
   secret: Buffer;
   maxFrameBytes: number;
   maxWriteBufferBytes: number;
@@ -60,6 +62,7 @@ export class PeerConnection {
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
   private readonly ownHello: Buffer;
   private peerHello: Buffer | null = null;
+  private peerMembership: Buffer | null = null;
   private state: State = 'hello';
   private wasOpen = false;
   private sendKey: KeyObject | null = null;
@@ -76,7 +79,7 @@ export class PeerConnection {
     this.settings = settings;
     this.handlers = handlers;
     this.remote = remote;
-    this.ownHello = encodeHello(settings.selfId, randomBytes(NONCE_BYTES));
+    this.ownHello = encodeHello(settings.selfId, randomBytes(NONCE_BYTES), settings.membership);
     this.handshakeTimer = setTimeout(() => this.refuse('handshake-timeout', `no authenticated session within ${settings.handshakeTimeoutMs} ms`, false), settings.handshakeTimeoutMs);
 
     socket.setNoDelay(true);
@@ -203,6 +206,7 @@ export class PeerConnection {
       return this.refuse('unexpected-id', `expected ${this.peerId}, the peer says ${JSON.stringify(hello.nodeId)}`, true);
     }
     this.peerHello = Buffer.from(frame.raw);
+    this.peerMembership = hello.membership;
     this.state = 'auth';
     // The dialer proves first; the acceptor answers with its proof only to a dialer that proved.
     if (this.role === 'dialer') this.socket.write(encodeAuth(this.proof('dialer')));
@@ -214,6 +218,10 @@ export class PeerConnection {
     if (frame.type !== FrameType.AUTH) return this.refuse('protocol-error', `frame type ${frame.type} instead of AUTH`, true);
     const peerRole: Role = this.role === 'dialer' ? 'acceptor' : 'dialer';
     if (!sameMac(this.proof(peerRole), frame.body)) return this.refuse('bad-auth', 'proof does not verify (wrong cluster secret?)', true);
+    // checked once the peer has proved the secret (the proof covers its HELLO), so the log line is trustworthy
+    if (!this.peerMembership!.equals(this.settings.membership)) {
+      return this.refuse('membership', 'the peer\'s config lists other daemons than ours (compare the daemons of every host\'s config)', true);
+    }
     if (this.role === 'acceptor') this.socket.write(encodeAuth(this.proof('acceptor')));
     this.open();
   }

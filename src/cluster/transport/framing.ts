@@ -5,7 +5,8 @@
 // Frame: [u32 BE length][u8 version][u8 type][body], where length counts the
 // version, type and body bytes (not the 4 length bytes themselves).
 
-export const PEER_PROTOCOL_VERSION = 1;
+/** 2: HELLO carries the membership digest */
+export const PEER_PROTOCOL_VERSION = 2;
 
 /** The 4-byte length prefix plus version and type. */
 export const FRAME_HEADER_BYTES = 6;

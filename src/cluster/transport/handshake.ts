@@ -2,7 +2,7 @@
 // both sides know the cluster secret, session-key derivation and the sealing
 // of post-handshake frames. Pure crypto on buffers; no sockets, no state.
 
-import { createHmac, createSecretKey, hkdfSync, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hkdfSync, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameType, writeFrameHeader } from './framing.ts';
 
 /** "KVPR": identifies our peer protocol in HELLO (a stray client on the peer port fails here). */
@@ -10,6 +10,8 @@ export const HELLO_MAGIC = Buffer.from('KVPR', 'ascii');
 export const NONCE_BYTES = 32;
 export const MAX_NODE_ID_BYTES = 64;
 export const PROOF_BYTES = 32;
+/** SHA-256 of the cluster's member ids (membershipDigest), carried in HELLO. */
+export const MEMBERSHIP_BYTES = 32;
 /** HMAC-SHA256 truncated to 128 bits: forging one tag takes ~2^128 tries, each costing a connection. */
 export const TAG_BYTES = 16;
 const SEQ_BYTES = 8;
@@ -33,19 +35,35 @@ export const RejectReason = {
   'self-id': 6,
   'unexpected-id': 7,
   'protocol-error': 8,
+  membership: 9,
 } as const;
 export type RejectReason = keyof typeof RejectReason;
 
 export interface Hello {
   nodeId: string;
+  /** membershipDigest of the sender's config: peers whose configs list other daemons refuse each other */
+  membership: Buffer;
   nonce: Buffer;
 }
 
-export function encodeHello(nodeId: string, nonce: Buffer): Buffer {
+/**
+ * The digest of a cluster's membership: every daemon id of the config,
+ * self included, in any order. Two daemons whose configs disagree on it
+ * would count majorities over different sets (two leaders in one term).
+ */
+export function membershipDigest(ids: readonly string[]): Buffer {
+  const h = createHash('sha256').update('kv739 membership v1\0');
+  for (const id of [...ids].sort()) h.update(`${id}\0`);
+  return h.digest();
+}
+
+/** HELLO body: magic, id length, id, membership digest, nonce (last: the session salt takes it from the end). */
+export function encodeHello(nodeId: string, nonce: Buffer, membership: Buffer): Buffer {
   const id = Buffer.from(nodeId, 'utf8');
   if (id.length < 1 || id.length > MAX_NODE_ID_BYTES) throw new RangeError(`node id must be 1..${MAX_NODE_ID_BYTES} bytes`);
   if (nonce.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
-  return encodeFrame(FrameType.HELLO, Buffer.concat([HELLO_MAGIC, Buffer.from([id.length]), id, nonce]));
+  if (membership.length !== MEMBERSHIP_BYTES) throw new RangeError(`membership digest must be ${MEMBERSHIP_BYTES} bytes`);
+  return encodeFrame(FrameType.HELLO, Buffer.concat([HELLO_MAGIC, Buffer.from([id.length]), id, membership, nonce]));
 }
 
 export function decodeHello(body: Buffer): Hello | { error: 'bad-magic' | 'protocol-error'; detail: string } {
@@ -53,12 +71,13 @@ export function decodeHello(body: Buffer): Hello | { error: 'bad-magic' | 'proto
     return { error: 'bad-magic', detail: 'HELLO without the KVPR magic' };
   }
   const idBytes = body.length > 4 ? body[4] : 0;
-  if (idBytes < 1 || idBytes > MAX_NODE_ID_BYTES || body.length !== 5 + idBytes + NONCE_BYTES) {
+  if (idBytes < 1 || idBytes > MAX_NODE_ID_BYTES || body.length !== 5 + idBytes + MEMBERSHIP_BYTES + NONCE_BYTES) {
     return { error: 'protocol-error', detail: `malformed HELLO of ${body.length} bytes` };
   }
   const nodeId = body.toString('utf8', 5, 5 + idBytes);
   if (Buffer.byteLength(nodeId, 'utf8') !== idBytes) return { error: 'protocol-error', detail: 'node id is not UTF-8' };
-  return { nodeId, nonce: Buffer.from(body.subarray(5 + idBytes)) };
+  const membership = Buffer.from(body.subarray(5 + idBytes, 5 + idBytes + MEMBERSHIP_BYTES));
+  return { nodeId, membership, nonce: Buffer.from(body.subarray(5 + idBytes + MEMBERSHIP_BYTES)) };
 }
 
 /**

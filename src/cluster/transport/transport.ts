@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { type ConnectionSettings, type ConnectionHandlers, PeerConnection } from './connection.ts';
-import type { RejectReason } from './handshake.ts';
+import { membershipDigest, type RejectReason } from './handshake.ts';
 import { maxPayloadBytes, type PeerAddress, resolveTransportOptions, type ResolvedTransportOptions, type TransportOptions } from './options.ts';
 import { backoffMs } from '../../shared/backoff.ts';
 
@@ -49,6 +49,8 @@ export class PeerTransport extends EventEmitter<TransportEvents> {
     const o = this.options;
     this.settings = {
       selfId: o.selfId,
+      // the membership is what this transport knows: itself and its peers
+      membership: membershipDigest([o.selfId, ...o.peers.map((p) => p.id)]),
       secret: o.secret,
       maxFrameBytes: o.maxFrameBytes,
       maxWriteBufferBytes: o.maxWriteBufferBytes,

@@ -1,12 +1,22 @@
 // FNV-1a (32-bit) of a key: the store keeps it per row (column `khash`,
 // indexed with the key) so that the keys of one hash range can be listed
 // without a full scan, and the cluster core uses the same function for its
-// anti-entropy buckets (contiguous hash ranges). A pure leaf module.
+// anti-entropy buckets (contiguous hash ranges). A pure leaf module, below
+// both the store and the cluster core (whose imports stay pure).
 
 /** FNV-1a 32-bit over the UTF-16 code units of s (keys are ASCII in practice). */
 export function fnv1a(s: string, h = 0x811c9dc5): number {
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** FNV-1a 32-bit over bytes, continuing from `h` (anti-entropy digests hash values with it). */
+export function fnv1aBytes(bytes: Uint8Array, h = 0x811c9dc5): number {
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i];
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h >>> 0;
