@@ -340,6 +340,8 @@ test('a pull answered in a lower term is applied: pulls do not depend on leaders
   t.is(puller.core.term, term + 1);
   t.is(changes!.msg.term, term);
   puller.core.receive(source.id, changes!.msg, c.nowMs);
+  // the apply went to the writer: its turn
+  puller.replica.runWriter();
   t.is(valueOf(puller, 'late-answer'), 'v');
 });
 
