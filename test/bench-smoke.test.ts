@@ -63,7 +63,17 @@ test('the cluster cases measure lag, failover and catch-up on three real daemons
   const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
   t.deepEqual(report.cases, [], 'no matrix case matches ^cluster');
   const figures = report.cluster!.figures;
-  t.deepEqual(figures.map((f) => f.name), ['cluster lag idle', 'cluster lag load', 'cluster failover', 'cluster catch-up']);
+  t.deepEqual(figures.map((f) => f.name), [
+    'cluster lag idle',
+    'cluster lag load',
+    'cluster GET one',
+    'cluster GET majority',
+    'cluster PUT one',
+    'cluster PUT majority',
+    'cluster PUT all',
+    'cluster failover',
+    'cluster catch-up',
+  ]);
   for (const f of figures) {
     t.is(f.runs.length, 1, f.name);
     t.true(f.median > 0 && Number.isFinite(f.median), `${f.name} measured something`);
@@ -71,5 +81,7 @@ test('the cluster cases measure lag, failover and catch-up on three real daemons
   }
   const lag = figures.find((f) => f.name === 'cluster lag idle')!;
   t.true(lag.samples >= 2 && lag.p99! >= lag.median, 'lag has samples from both followers and ordered percentiles');
+  const majority = figures.find((f) => f.name === 'cluster PUT majority')!;
+  t.regex(majority.detail, /× level ONE in the same run/, 'each level is compared with ONE');
   t.is(report.cluster!.settings.electionTimeoutMinMs, 300, 'the settings the daemons ran with');
 });

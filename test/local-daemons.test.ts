@@ -43,7 +43,7 @@ test('npm start on a host of a multi-host config: the check names this host\'s d
   const check = execFileSync(node, [join(root, 'src/supervisor/main.ts'), '--check'], { env, encoding: 'utf8' });
   t.regex(check, /this host runs kv-0 \(127\.0\.0\.1\); started on their own hosts: kv-1 \(192\.0\.2\.12\), kv-2 \(192\.0\.2\.13\)/);
   const apps = execFileSync(node, ['-e', `import(${JSON.stringify(join(root, 'ecosystem.config.js'))}).then((m) => console.log(m.apps.map((a) => a.name).join()))`], { env, encoding: 'utf8' });
-  t.is(apps.trim(), 'kv-0');
+  t.is(apps.trim(), 'kv-0,kv-gw', 'the daemon of this host, and the gateway');
 
   writeFileSync(file, JSON.stringify(threeHosts('192.0.2.11')));
   const none = (() => {

@@ -171,7 +171,10 @@ export class ClusterMember {
       if (decoded.msg.type === 'changes') this.lag.onChanges(peer, decoded.msg, Date.now());
       this.drive(() => this.node.receive(peer, decoded.msg, performance.now()));
     });
-    this.transport.on('peer-up', (peer) => this.log('info', 'peer connected', { peer }));
+    this.transport.on('peer-up', (peer) => {
+      this.log('info', 'peer connected', { peer });
+      this.drive(() => this.node.peerUp(peer, performance.now()));
+    });
     this.transport.on('peer-down', (peer) => this.log('warn', 'peer disconnected', { peer }));
     await this.transport.start();
     this.refreshStatus();
@@ -371,6 +374,16 @@ export class ClusterMember {
     const done = new Promise<void>((resolve) => this.fetches.set(reqId, resolve));
     this.drive(() => this.node.keyMiss(key, reqId, performance.now()));
     return done;
+  }
+
+  /**
+   * Resolves once this replica counts for quorum reads (synced: a new file
+   * has copied its peers), or after `maxWaitMs` (peers may be down).
+   */
+  async whenSynced(maxWaitMs: number): Promise<boolean> {
+    const until = performance.now() + maxWaitMs;
+    while (!this.replica.isSynced() && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
+    return this.replica.isSynced();
   }
 
   /** GETs at MAJORITY: the newest row of each key among a majority of the cluster (read repair included). */

@@ -217,7 +217,7 @@ export const defaultCluster: Omit<ClusterSettings, 'secretFile'> = {
   writeQuorumTimeoutMs: 2_000,
   quorumReadTimeoutMs: 1_000,
   peerReachableMs: 1_000,
-  readLeaseMs: 1_000,
+  readLeaseMs: 500,
   maxClockDriftPpm: 1_000,
   tombstoneGraceMs: 7 * 24 * 3_600_000,
 };

@@ -20,6 +20,9 @@ import { BackgroundJobs } from '../cluster/jobs/pool.ts';
 import { adoptRestoredStore } from '../store/backup.ts';
 import { loadOrCreateSecret, parseSecret } from '../cluster/transport/index.ts';
 
+/** A new data file gets this long at start-up to copy its peers before the daemon says it is ready (pm2's wait_ready). */
+const STARTUP_SYNC_WAIT_MS = 3_000;
+
 export interface DaemonStatus {
   daemon: string;
   pid: number;
@@ -154,6 +157,10 @@ export class Supervisor {
       for (const g of this.groups) g.checkHeartbeats(now);
       this.heartbeatChecks++;
     }, heartbeatIntervalMs);
+    if (this.member && !(await this.member.whenSynced(STARTUP_SYNC_WAIT_MS))) {
+      // a new data file copies its peers before it counts for MAJORITY reads; with peers down that waits for them
+      this.log('warn', 'not synced yet: MAJORITY reads here wait until this daemon has copied its peers', { waitedMs: STARTUP_SYNC_WAIT_MS });
+    }
     this.log('info', 'daemon ready', {
       ports: this.daemon.groups.map((g) => g.port),
       adminPort: this.daemon.adminPort,

@@ -214,6 +214,13 @@ export class ClusterNode {
     return { ...msg, entries: msg.entries.filter((e) => e.ts <= limitUs) };
   }
 
+  /** The shell's connection to `peer` came up: replication pulls from it at once. */
+  peerUp(peer: NodeId, nowMs: number): Output {
+    const out = this.outbox();
+    if (this.peers.includes(peer)) this.replication.peerUp(peer, nowMs, out);
+    return out.out;
+  }
+
   /** The shell committed local writes: peers are told to pull now (call once per commit batch). */
   localWrite(): Output {
     const out = this.outbox();

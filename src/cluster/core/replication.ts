@@ -151,6 +151,12 @@ export class Replication implements RequestIds {
     this.replica.apply(entries, source, ticket);
   }
 
+  /** A connection to `peer` came up: pull at once (a pull sent while it was down is lost until its timeout). */
+  peerUp(peer: NodeId, nowMs: number, out: Outbox): void {
+    const p = this.pulls.get(peer);
+    if (p && !p.applying) this.sendPull(peer, nowMs, out);
+  }
+
   /** The shell committed local writes: tell every peer to pull. */
   localWrite(out: Outbox): void {
     for (const p of this.peers) out.send(p, { type: 'notify' });

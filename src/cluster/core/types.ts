@@ -213,7 +213,7 @@ export const defaultCoreSettings: Readonly<CoreSettings> = Object.freeze({
   quorumReadTimeoutMs: 1_000,
   quorumReadHedgeMs: 50,
   peerReachableMs: 1_000,
-  readLeaseMs: 1_000,
+  readLeaseMs: 500,
   maxClockDriftPpm: 1_000,
   retryGroupsBackoffInitialMs: 1_000,
   retryGroupsBackoffMaxMs: 60_000,
