@@ -122,7 +122,7 @@ test('a delete on a daemon that has not seen the key yet wins over the older ver
 });
 
 test('a key missing locally: GET answers NO_VAL at once and the key is fetched in the background; READ_THROUGH waits for it', async (t) => {
-  const c = await TestCluster.start({ cluster: { pullIntervalMs: 60_000, antiEntropyIntervalMs: 600_000 } });
+  const c = await TestCluster.start({ cluster: { pullIntervalMs: 60_000, antiEntropyIntervalMs: 600_000, readThroughTimeoutMs: 3_000 } });
   t.teardown(() => c.stopAll());
   await c.leader();
   // Rows written straight into n1's file with seq 0 are outside its change

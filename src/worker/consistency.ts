@@ -81,6 +81,8 @@ export class Consistency {
    * MAJORITY/ALL that succeeded is held until enough daemons hold `seq`.
    */
   holdWrite(req: Request, level: number, seq: bigint, nowMs: number, release: () => void): void {
+    // the peers may have pulled it already, while the writer's sync or its answer was on the way
+    if (seq <= this.acks[level === ConsistencyLevel.ALL ? AckSlot.all : AckSlot.majority]) return;
     const w: HeldWrite = { req, seq, deadlineMs: nowMs + this.data.writeTimeoutMs, release };
     req.held = true;
     (level === ConsistencyLevel.ALL ? this.allWaits : this.majorityWaits).push(w);
