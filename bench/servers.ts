@@ -72,16 +72,7 @@ export function launch(main: string, args: string[], env: NodeJS.ProcessEnv, exe
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const server: Server = {
-    pid: child.pid!,
-    port,
-    stop: () => stopChild(child),
-    kill: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      process.kill(child.pid!, 'SIGKILL');
-    }),
-  };
+  const server = serverOf(child, port);
   return new Promise((resolve, reject) => {
     const fail = (why: string) => {
       clearTimeout(timer);
@@ -198,6 +189,11 @@ export async function startProgram(command: string, args: string[], what: string
     await stopChild(child);
     throw new Error(`${what} did not start:\n${output}`);
   }
+  return serverOf(child, port);
+}
+
+/** The handle of a started server process: graceful stop, or kill -9 (resolved once it is gone). */
+function serverOf(child: ChildProcess, port: number): Server {
   return {
     pid: child.pid!,
     port,
