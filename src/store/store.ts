@@ -407,11 +407,8 @@ export class Store {
 
   /** Synced: this file holds every write this daemon acknowledged (see the cluster's quorum reads). */
   isSynced(): boolean {
-    // asked on every quorum read: prepared once
-    this.selectSynced ??= this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'synced'");
-    return this.selectSynced.get()?.value === 1;
+    return (this.db.prepare("SELECT value FROM meta WHERE name = 'synced'").get() as { value: number } | undefined)?.value === 1;
   }
-  private selectSynced: Database.Statement<[], { value: number }> | undefined;
 
   /** Inside writeBatch. */
   setSynced(): void {

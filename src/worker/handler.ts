@@ -6,6 +6,7 @@
 
 import {
   Command,
+  ConsistencyLevel,
   ErrorCode,
   Flag,
   errorReply,
@@ -83,7 +84,7 @@ function timestampReply(id: bigint, key: string, ts: bigint | undefined): FrameF
 function getReply(env: HandlerEnv, req: Request, v: { value: Uint8Array; timestamp: bigint } | null | undefined): FrameFields {
   const f = req.frame;
   // only a key without any row may still be on its way from a peer; a quorum read (level MAJORITY) asks the cluster anyway
-  if (v === undefined && env.onKeyMiss && (req.level ?? 1) === 1) {
+  if (v === undefined && env.onKeyMiss && (req.level ?? ConsistencyLevel.ONE) === ConsistencyLevel.ONE) {
     const readThrough = (f.flag & Flag.READ_THROUGH) !== 0;
     env.onKeyMiss(f.key, readThrough);
     if (readThrough) req.awaitKey = f.key;

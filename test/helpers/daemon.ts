@@ -85,22 +85,13 @@ export function launch(
   daemonId = 'test',
   env: Record<string, string> = {},
 ): Promise<RunningDaemon> {
-  const child = fork(MAIN, [], {
-    env: { ...process.env, KV_CONFIG: w.configFile, KV_DAEMON_ID: daemonId, ...env },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    child.once('exit', (code, signal) => res({ code, signal })),
-  );
+  const { child, exited, output } = forkProcess(MAIN, { KV_CONFIG: w.configFile, KV_DAEMON_ID: daemonId, ...env });
   const daemon: RunningDaemon = {
     ...w,
     pid: child.pid!,
     child,
     exited,
-    output: () => out,
+    output,
     admin: (req) => adminRequest(w.adminPort, req),
     async stop() {
       child.kill('SIGTERM');
@@ -111,20 +102,37 @@ export function launch(
       return exited;
     },
   };
+  return whenReady({ child, exited, output }, daemon, 20_000, 'daemon did not become ready in 20 s', 'daemon exited before ready');
+}
+
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** Forks a Node script with an IPC channel, collecting what it prints. */
+export function forkProcess(script: string, env: Record<string, string>): { child: ChildProcess; exited: Promise<Exit>; output: () => string } {
+  const child = fork(script, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<Exit>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  return { child, exited, output: () => out };
+}
+
+/** Resolves with `handle` when the process sends 'ready'; rejects (with its output) if it exits first or takes longer than `timeoutMs` (then it is killed). */
+export function whenReady<T>(p: { child: ChildProcess; exited: Promise<Exit>; output: () => string }, handle: T, timeoutMs: number, tooLate: string, exitedFirst: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`daemon did not become ready in 20 s:\n${out}`));
-    }, 20_000);
-    child.on('message', (m) => {
+      p.child.kill('SIGKILL');
+      reject(new Error(`${tooLate}:\n${p.output()}`));
+    }, timeoutMs);
+    p.child.on('message', (m) => {
       if (m === 'ready') {
         clearTimeout(timer);
-        resolve(daemon);
+        resolve(handle);
       }
     });
-    void exited.then(({ code, signal }) => {
+    void p.exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`daemon exited before ready (code ${code}, signal ${signal}):\n${out}`));
+      reject(new Error(`${exitedFirst} (code ${code}, signal ${signal}):\n${p.output()}`));
     });
   });
 }

@@ -2,11 +2,12 @@
 // daemons (the Gateway class), or as its own process on a cluster's config
 // file (src/gateway/main.ts, as pm2 runs it), stopped or killed by PID.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { defaultGateway, type GatewayConfig } from '../../src/config/config.ts';
 import { Gateway, type Backend } from '../../src/gateway/gateway.ts';
 import type { Logger } from '../../src/shared/log.ts';
+import { forkProcess, whenReady } from './daemon.ts';
 import { freePorts } from './ports.ts';
 
 const MAIN = new URL('../../src/gateway/main.ts', import.meta.url).pathname;
@@ -45,33 +46,15 @@ export interface GatewayProcess {
 
 /** Runs src/gateway/main.ts on a config file; resolves when it listens. */
 export function launchGateway(configFile: string): Promise<GatewayProcess> {
-  const child = fork(MAIN, [], { env: { ...process.env, KV_CONFIG: configFile }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  const started = forkProcess(MAIN, { KV_CONFIG: configFile });
+  const { child, exited } = started;
   const proc: GatewayProcess = {
     pid: child.pid!,
     child,
     exited,
-    output: () => out,
+    output: started.output,
     stop: () => (child.kill('SIGTERM'), exited),
     kill: () => (child.kill('SIGKILL'), exited),
   };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway did not listen within 10 s:\n${out}`));
-    }, 10_000);
-    child.on('message', (m) => {
-      if (m === 'ready') {
-        clearTimeout(timer);
-        resolve(proc);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited before listening (code ${code}, signal ${signal}):\n${out}`));
-    });
-  });
+  return whenReady(started, proc, 10_000, 'gateway did not listen within 10 s', 'gateway exited before listening');
 }

@@ -125,10 +125,6 @@ export class Quorum {
     return until;
   }
 
-  get pendingReads(): number {
-    return new Set(this.reads.values()).size;
-  }
-
   /** Positions of the local stream held by a majority / by every daemon. */
   ackedPositions(): { majority: bigint; all: bigint } {
     return { ...this.positions };
